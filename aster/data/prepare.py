@@ -1,0 +1,101 @@
+"""Train-only scaling and the chronological train/validation split (PROTOCOL.md §1.3).
+
+The scaler is fit on the first `train_fraction` of the training series only and stored as JSON
+(never pickle). The validation tail is used for the label-free production threshold, never for the
+protocol's threshold pool.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.preprocessing import StandardScaler
+
+from aster.data import DataError, Dataset
+from aster.io import write_json
+
+
+@dataclass
+class Scaler:
+    """z-score statistics per channel; constant channels get scale 1 (no NaN/inf)."""
+
+    mean: list[float]
+    scale: list[float]
+    channels: list[str]
+
+    @classmethod
+    def fit(cls, data: np.ndarray, channels: list[str]) -> "Scaler":
+        sk = StandardScaler().fit(data.astype(np.float64))  # sklearn maps zero variance to scale 1
+        return cls(mean=sk.mean_.tolist(), scale=sk.scale_.tolist(), channels=list(channels))
+
+    def transform(self, data: np.ndarray) -> np.ndarray:
+        if data.ndim != 2 or data.shape[1] != len(self.mean):
+            raise DataError(f"scaler expects (T, {len(self.mean)}) data, got {data.shape}")
+        out = (data - np.asarray(self.mean)) / np.asarray(self.scale)
+        return out.astype(np.float32)
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Scaler":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+@dataclass
+class Prepared:
+    """One series after the split and scaling: what training and evaluation read."""
+
+    name: str
+    train: np.ndarray  # scaled first 80 % of the training series (fit part)
+    val: np.ndarray  # scaled last 20 %
+    test: np.ndarray
+    test_labels: np.ndarray
+    scaler: Scaler
+
+
+def split_point(n_train: int, train_fraction: float) -> int:
+    """TAB's `train_val_split`: the first floor(fraction * n) rows fit the model."""
+    return int(np.floor(train_fraction * n_train))
+
+
+def prepare(ds: Dataset, train_fraction: float = 0.8, window: int = 100) -> Prepared:
+    cut = split_point(len(ds.train), train_fraction)
+    for part, rows in (("train (fit part)", cut), ("validation", len(ds.train) - cut), ("test", len(ds.test))):
+        if rows < window:
+            raise DataError(f"{ds.name}: {part} has {rows} rows, fewer than one window of {window}")
+    scaler = Scaler.fit(ds.train[:cut], ds.channels)
+    return Prepared(name=ds.name, train=scaler.transform(ds.train[:cut]), val=scaler.transform(ds.train[cut:]),
+                    test=scaler.transform(ds.test), test_labels=ds.test_labels, scaler=scaler)
+
+
+def save_prepared(p: Prepared, ds: Dataset, directory: str | Path) -> None:
+    """Arrays as .npy (memory-mappable by the training windows), scaler and metadata as JSON."""
+    from aster.io import write_npy
+
+    directory = Path(directory)
+    for part in ("train", "val", "test", "test_labels"):
+        write_npy(directory / f"{part}.npy", getattr(p, part))
+    p.scaler.save(directory / "scaler.json")
+    write_json(directory / "meta.json", {"name": p.name, "channels": ds.channels, "provenance": ds.provenance,
+                                          "rows": {"train": len(p.train), "val": len(p.val), "test": len(p.test)}})
+
+
+def load_prepared(directory: str | Path, mmap: bool = True) -> tuple[Prepared, dict]:
+    directory = Path(directory)
+    mode = "r" if mmap else None
+    arrays = {part: np.load(directory / f"{part}.npy", mmap_mode=mode, allow_pickle=False)
+              for part in ("train", "val", "test", "test_labels")}
+    meta = json.loads((directory / "meta.json").read_text())
+    return Prepared(name=meta["name"], scaler=Scaler.load(directory / "scaler.json"), **arrays), meta
+
+
+def prepared_series(directory: str | Path) -> list[Path]:
+    """The per-series sub-directories of a prepared dataset, in name order."""
+    dirs = sorted(d for d in Path(directory).iterdir() if (d / "meta.json").exists())
+    if not dirs:
+        raise DataError(f"{directory}: no prepared series found; run the prepare stage first")
+    return dirs

@@ -1,0 +1,68 @@
+"""What every stage script shares: params, paths, logging and the one-line error exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+for var, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GX_ANALYTICS_ENABLED": "false",
+                   "DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+    os.environ.setdefault(var, value)
+
+
+def params(*blocks: str, path: Path | None = None) -> dict:
+    """The named top-level blocks of params.yaml (a stage reads only its own)."""
+    with open(path or ROOT / "params.yaml") as f:
+        all_params = yaml.safe_load(f)
+    missing = [b for b in blocks if b not in all_params]
+    if missing:
+        raise SystemExit(f"params.yaml: missing block(s) {missing}")
+    return {b: all_params[b] for b in blocks}
+
+
+def dataset_spec(name: str) -> dict:
+    spec = params("datasets")["datasets"].get(name)
+    if spec is None:
+        raise SystemExit(f"params.yaml: dataset '{name}' is not defined under 'datasets:'")
+    return spec
+
+
+class Paths:
+    """Where each stage of one dataset reads and writes (mirrors dvc.yaml)."""
+
+    def __init__(self, dataset: str, root: Path = ROOT):
+        self.dataset = dataset
+        self.ingested = root / "data" / "ingested" / dataset
+        self.prepared = root / "data" / "prepared" / dataset
+        self.validation = root / "reports" / dataset / "validation.json"
+        self.models = root / "models" / dataset
+        self.checkpoints = root / "checkpoints" / dataset
+        self.live_train = root / "dvclive" / dataset / "train"
+        self.live_eval = root / "dvclive" / dataset / "eval"
+        self.metrics = root / "metrics" / f"{dataset}.json"
+        self.plots = root / "plots" / dataset
+        self.export = root / "export" / dataset
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turn a data/config error into a one-line message and exit code 1 (no traceback wall)."""
+    from aster.data import DataError
+
+    try:
+        yield
+    except (DataError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
