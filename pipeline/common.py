@@ -38,10 +38,11 @@ class Paths:
     """Where each stage of one dataset reads and writes (mirrors dvc.yaml)."""
 
     def __init__(self, dataset: str, root: Path = ROOT):
-        self.dataset = dataset
+        self.dataset, self.root = dataset, root
         self.ingested = root / "data" / "ingested" / dataset
         self.prepared = root / "data" / "prepared" / dataset
         self.validation = root / "reports" / dataset / "validation.json"
+        self.train_report = root / "reports" / dataset / "train.json"
         self.models = root / "models" / dataset
         self.checkpoints = root / "checkpoints" / dataset
         self.live_train = root / "dvclive" / dataset / "train"

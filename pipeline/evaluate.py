@@ -1,0 +1,120 @@
+"""Stage `evaluate`: score every test step, compute every PROTOCOL.md metric, write metrics.json and plots.
+
+Score mode: AUROC, AUPR, R-AUC-ROC/PR, VUS-ROC/PR on test scores. Label mode: F1 over TAB's ratio grid with the
+pool = per-step scores of the 80 % train part + test scores (the ratio is an oracle choice, as in TAB). Next to
+it: F1 at the label-free production threshold saved by `train` (validation scores only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+
+import numpy as np
+
+from pipeline.common import Paths, one_line_errors, params, setup_logging
+
+log = logging.getLogger("evaluate")
+HEADLINE = ("f1", "auroc", "aupr", "vus_roc", "vus_pr")
+
+
+def series_scores(model_dir, prepared, p: dict) -> tuple[np.ndarray, np.ndarray, object]:
+    """(train-part scores, test scores, model or None): computed for ASTER, stored by `train` for baselines."""
+    if (model_dir / "scores.npz").exists():
+        with np.load(model_dir / "scores.npz") as z:
+            return z["train"], z["test"], None
+    from aster.artifacts import load_model
+    from aster.scoring import step_scores
+
+    model = load_model(model_dir)
+    e = p["evaluate"]
+    score = lambda x: step_scores(model, x, p["window"], e["score_stride"], e["batch_size"], progress=True)  # noqa: E731
+    return score(prepared.train), score(prepared.test), model
+
+
+def pca_features(model, test: np.ndarray, labels: np.ndarray, window: int, n: int = 1500, seed: int = 2021):
+    """Time-averaged features of sampled test windows, split normal / real anomaly, and their pseudo-anomalies."""
+    import torch
+
+    from aster.windows import windows_batch
+
+    rng = np.random.default_rng(seed)
+    starts = np.sort(rng.choice(len(test) - window + 1, size=min(n, len(test) - window + 1), replace=False))
+    covered = np.concatenate(([0], np.cumsum(labels)))
+    anomalous = covered[starts + window] > covered[starts]
+    feats, pseudo = [], []
+    with torch.inference_mode():
+        for i in range(0, len(starts), 256):
+            h = model.extractor(torch.from_numpy(windows_batch(test, starts[i:i + 256], window)))
+            feats.append(h.mean(1).numpy())
+            pseudo.append(model.pseudo_anomalies(h).mean(1).numpy())
+    feats, pseudo = np.concatenate(feats), np.concatenate(pseudo)
+    return feats[~anomalous], feats[anomalous], pseudo[~anomalous]
+
+
+def evaluate_series(series_dir, model_dir, p: dict, plots_dir, live) -> dict:
+    from aster.artifacts import load_threshold
+    from aster.data.prepare import load_prepared
+    from aster.io import write_json
+    from aster.metrics import f1_at_threshold, label_mode_f1, point_adjusted_f1, score_metrics
+    from aster.plots import feature_pca, score_timeline
+
+    prepared, meta = load_prepared(series_dir)
+    sid, labels = series_dir.name, np.asarray(prepared.test_labels)
+    train_scores, test_scores, model = series_scores(model_dir, prepared, p)
+    metrics = score_metrics(labels, test_scores)
+    label_mode = label_mode_f1(labels, test_scores, np.concatenate([train_scores, test_scores]),
+                               p["evaluate"]["ratios"])
+    production = f1_at_threshold(labels, test_scores, load_threshold(model_dir)["threshold"])
+    pa = point_adjusted_f1(labels, test_scores > label_mode["threshold"])
+    result = {"f1": label_mode["f1"], "f1_ratio": label_mode["ratio"], "precision": label_mode["precision"],
+              "recall": label_mode["recall"], **metrics, "pa_f1": pa["f1"],
+              "f1_label_free": production["f1"], "precision_label_free": production["precision"],
+              "recall_label_free": production["recall"], "threshold_label_free": production["threshold"]}
+    out = plots_dir / sid
+    write_json(out / "label_mode.json", label_mode)
+    score_timeline(test_scores, labels, out / "scores.png", f"{meta['name']}: test scores",
+                   {"oracle-ratio threshold": label_mode["threshold"], "label-free threshold": production["threshold"]})
+    if labels.any() and not labels.all():
+        live.log_sklearn_plot("roc", labels, test_scores, name=f"{sid}/roc.json")
+        live.log_sklearn_plot("precision_recall", labels, test_scores, name=f"{sid}/precision_recall.json")
+    if model is not None:
+        normal, anomaly, pseudo = pca_features(model, np.asarray(prepared.test), labels, p["window"])
+        feature_pca(normal, anomaly, pseudo, out / "feature_pca.png", f"{meta['name']}: test features (PCA)")
+    log.info("%s: %s", sid, {k: round(result[k], 4) for k in HEADLINE})
+    return result
+
+
+def mean_over_series(per_series: dict[str, dict]) -> dict:
+    """TAB averages metrics over the series of a dataset (NaN-aware, like its report's nanmean)."""
+    keys = [k for k in next(iter(per_series.values())) if k != "f1_ratio"]
+    out = {}
+    for k in keys:
+        values = [v[k] for v in per_series.values() if v[k] is not None and not math.isnan(v[k])]
+        out[k] = float(np.mean(values)) if values else float("nan")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset")
+    args = parser.parse_args()
+    setup_logging()
+    p = params("window", "evaluate")
+    from dvclive import Live
+
+    from aster.data.prepare import prepared_series
+    from aster.io import write_json
+
+    paths = Paths(args.dataset)
+    with one_line_errors(), Live(str(paths.live_eval), dvcyaml=None, save_dvc_exp=False) as live:
+        per_series = {d.name: evaluate_series(d, paths.models / d.name, p, paths.plots, live)
+                      for d in prepared_series(paths.prepared)}
+    write_json(paths.metrics, {"dataset": args.dataset, "n_series": len(per_series),
+                               "mean": mean_over_series(per_series), "series": per_series})
+    print(f"{args.dataset}: " + ", ".join(f"{k} {mean_over_series(per_series)[k]:.3f}" for k in HEADLINE))
+
+
+if __name__ == "__main__":
+    main()

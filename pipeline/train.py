@@ -1,0 +1,106 @@
+"""Stage `train`: fit the model named in params (`model.name`: ASTER or a baseline) on every prepared series.
+
+ASTER: SGD with fixed lr and epochs, last epoch kept, checkpoint every epoch (resumable), dvclive curves.
+Baselines: fit + per-step scores of every part (they have no separate inference artefact).
+Both save the label-free production threshold computed on validation scores only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+
+import numpy as np
+
+from pipeline.common import Paths, one_line_errors, params, setup_logging
+
+log = logging.getLogger("train")
+
+
+def aster_config(model_params: dict, n_channels: int, window: int):
+    from aster.model import AsterConfig
+
+    known = {f.name for f in dataclasses.fields(AsterConfig)}
+    kwargs = {k: v for k, v in model_params.items() if k in known}
+    return AsterConfig(n_channels=n_channels, window=window, **kwargs)
+
+
+def train_aster(prepared, sid: str, p: dict, paths: Paths, out) -> dict:
+    import torch
+    from dvclive import Live
+
+    from aster.artifacts import label_free_threshold, save_model
+    from aster.model import Aster
+    from aster.scoring import step_scores
+    from aster.training import TrainConfig, train
+
+    tp = p["train"]
+    cfg = TrainConfig(**{k: v for k, v in tp.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
+    torch.manual_seed(cfg.seed)
+    model = Aster(aster_config(p["model"], prepared.train.shape[1], p["window"]))
+    log.info("%s: ASTER %s/%s, %d trainable of %d parameters", sid, model.config.backbone, model.config.finetune,
+             model.num_parameters(True), model.num_parameters())
+    with Live(str(paths.live_train / sid), dvcyaml=None, save_dvc_exp=False) as live:
+        history = train(model, prepared.train, cfg, paths.checkpoints / sid, resume=True, live=live)
+    save_model(model, out)
+    val = step_scores(model, prepared.val, p["window"], tp["threshold"]["score_stride"], device=cfg.device)
+    return {"history": history, "threshold": label_free_threshold(val, tp["threshold"]["contamination"])}
+
+
+def train_baseline(prepared, sid: str, p: dict, out) -> dict:
+    from aster.artifacts import label_free_threshold
+    from aster.baselines import BaselineConfig, fit_score
+    from aster.io import atomic_path
+
+    bp = dict(p["model"].get("baseline") or {})
+    cfg = BaselineConfig(name=p["model"]["name"], seed=p["train"]["seed"], **bp)
+    rest = np.concatenate([prepared.val, prepared.test])
+    train_scores, rest_scores, info = fit_score(cfg, np.asarray(prepared.train), rest)
+    val_scores, test_scores = rest_scores[:len(prepared.val)], rest_scores[len(prepared.val):]
+    with atomic_path(out / "scores.npz", ".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, train=train_scores, val=val_scores, test=test_scores)
+    log.info("%s: baseline %s fitted (%s)", sid, cfg.name, info)
+    return {"info": info, "threshold": label_free_threshold(val_scores, p["train"]["threshold"]["contamination"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset")
+    args = parser.parse_args()
+    setup_logging()
+    p = params("window", "model", "train")
+    from aster.artifacts import save_threshold
+    from aster.data.prepare import load_prepared, prepared_series
+    from aster.io import atomic_dir, write_json
+
+    paths = Paths(args.dataset)
+    with one_line_errors(), atomic_dir(paths.models) as models_dir:
+        for series_dir in prepared_series(paths.prepared):
+            prepared, meta = load_prepared(series_dir)
+            sid, out = series_dir.name, models_dir / series_dir.name
+            if p["model"]["name"] == "aster":
+                result = train_aster(prepared, sid, p, paths, out)
+            else:
+                result = train_baseline(prepared, sid, p, out)
+            save_threshold(out, result["threshold"])
+            write_json(out / "meta.json", {"series": meta["name"], "channels": meta["channels"],
+                                           "model": p["model"]["name"], "window": p["window"],
+                                           **{k: v for k, v in result.items() if k != "threshold"}})
+    write_json(paths.train_report, _final_losses(paths))
+
+
+def _final_losses(paths: Paths) -> dict:
+    """Last-epoch losses of every series (DVC metrics of the train stage)."""
+    import json
+
+    out = {}
+    for meta_file in sorted(paths.models.glob("*/meta.json")):
+        history = json.loads(meta_file.read_text()).get("history") or []
+        if history:
+            out[meta_file.parent.name] = {k: v for k, v in history[-1].items() if k != "epoch"}
+    return out
+
+
+if __name__ == "__main__":
+    main()
