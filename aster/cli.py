@@ -35,11 +35,12 @@ def _fail(message: str) -> None:
 @app.command()
 def datasets() -> None:
     """List every loader (dataset format) with its options."""
-    from aster.data.loaders import LOADERS
+    from aster.data.loaders import describe_loaders
 
-    for kind, fn in sorted(LOADERS.items()):
-        doc = (fn.__doc__ or "").strip().splitlines()
-        typer.echo(f"{kind:12s} {doc[0] if doc else ''}")
+    for kind, info in sorted(describe_loaders().items()):
+        typer.echo(f"{kind:10s} {info['summary']}")
+        for name, default in (info.get("options") or {}).items():
+            typer.echo(f"{'':12s}{name} = {default!r}")
 
 
 @app.command()
