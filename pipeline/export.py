@@ -1,0 +1,86 @@
+"""Stage `export`: every trained ASTER model of a dataset -> export/DS/SID/{model.onnx, card.json}.
+
+The ONNX file is parity-checked against PyTorch before it is written; the card carries what serving needs (channel
+order, window, scaler statistics, label-free threshold) and the lineage (config, params hash, metrics, sha256).
+Baseline models (`model.name` other than aster: models/DS/SID/scores.npz, no network) are not exportable: they
+are skipped with a warning and get a card with `"exportable": false` and the reason, so the stage still succeeds
+and serving refuses such a directory with that reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from pipeline.common import Paths, dataset_spec, one_line_errors, params, setup_logging
+
+log = logging.getLogger("export")
+LINEAGE_BLOCKS = ("window", "prepare", "model", "train", "export")  # params behind an exported model (hashed)
+
+
+def lineage_params(dataset: str) -> dict:
+    """The params.yaml blocks that determine an exported model, plus this dataset's spec, for the card's hash."""
+    return {**params(*LINEAGE_BLOCKS), "dataset": {dataset: dataset_spec(dataset)}}
+
+
+def series_metrics(paths: Paths, sid: str) -> dict:
+    if not paths.metrics.exists():
+        raise FileNotFoundError(f"{paths.metrics}: missing; run the evaluate stage first")
+    per_series = json.loads(paths.metrics.read_text()).get("series", {})
+    if sid not in per_series:
+        raise ValueError(f"{paths.metrics}: no metrics for series '{sid}' (has {sorted(per_series)}); "
+                         f"re-run the evaluate stage")
+    return per_series[sid]
+
+
+def export_series(model_dir, out, sid: str, paths: Paths, p: dict, lineage: dict) -> dict:
+    from aster.artifacts import load_model, load_threshold
+    from aster.data.prepare import Scaler
+    from aster.export import CARD_FILE, export_model, write_card
+
+    meta = json.loads((model_dir / "meta.json").read_text())
+    scaler = Scaler.load(paths.prepared / sid / "scaler.json")
+    fields = dict(dataset=paths.dataset, series=sid, channels=meta["channels"], scaler=vars(scaler),
+                  threshold=load_threshold(model_dir), params=lineage, metrics=series_metrics(paths, sid))
+    if not (model_dir / "model.safetensors").exists():
+        what = meta.get("model", "unknown")
+        reason = (f"baseline model '{what}' has no network to export (its scores are stored in scores.npz); "
+                  f"only ASTER models (model.name: aster) are exportable")
+        log.warning("%s/%s: skipped, %s", paths.dataset, sid, reason)
+        return write_card(out / CARD_FILE, config=None, window=p["window"], onnx_path=None, opset=None,
+                          skipped=reason, **fields)
+    model = load_model(model_dir)
+    if model.config.window != p["window"]:
+        raise ValueError(f"{model_dir}: model trained with window {model.config.window}, params.yaml says "
+                         f"{p['window']}; re-run the train stage")
+    e = p["export"]
+    card = export_model(model, out, opset=int(e["opset"]), dynamo=bool(e["dynamo"]), **fields)
+    log.info("%s/%s: exported %s (%.1f MB, parity %.1e)", paths.dataset, sid, out / card["onnx"]["file"],
+             card["onnx"]["bytes"] / 1e6, card["onnx"]["parity"]["max_abs_diff"])
+    return card
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset")
+    args = parser.parse_args()
+    setup_logging()
+    p = params("window", "export")
+    from aster.io import atomic_dir
+
+    paths = Paths(args.dataset)
+    with one_line_errors():
+        lineage = lineage_params(args.dataset)
+        series_dirs = sorted(d for d in paths.models.iterdir() if (d / "meta.json").exists()) \
+            if paths.models.is_dir() else []
+        if not series_dirs:
+            raise FileNotFoundError(f"{paths.models}: no trained models; run the train stage first")
+        with atomic_dir(paths.export) as out_dir:
+            cards = [export_series(d, out_dir / d.name, d.name, paths, p, lineage) for d in series_dirs]
+    n = sum(c["exportable"] for c in cards)
+    print(f"{args.dataset}: exported {n} of {len(cards)} series to {paths.export}")
+
+
+if __name__ == "__main__":
+    main()
