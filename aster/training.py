@@ -1,0 +1,246 @@
+"""Training loop: plain SGD, fixed epochs, keep the last epoch (paper); exact resume; DDP under torchrun.
+
+The model only has to provide `training_losses(x) -> {"loss": total, <name>: detached scalar, ...}`
+(one backward of "loss" does all the gradient routing) and `config.window`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
+
+from aster.io import atomic_path
+from aster.windows import SlidingWindows
+
+CHECKPOINT = "checkpoint.pt"
+# Changing these between an interrupted run and its resumption would silently break exactness.
+_RESUME_KEYS = ("batch_size", "lr", "momentum", "weight_decay", "seed", "stride")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10  # (ours): the paper's value is missing from the text we have
+    batch_size: int = 64  # paper
+    lr: float = 1e-3  # (ours): paper says "fixed learning rate", value missing
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    seed: int = 2021  # TAB seed
+    stride: int = 1  # training-window stride; >1 trades coverage of the train split for speed
+    num_workers: int = 0  # DataLoader workers; windows are cheap slices, 0 is usually fastest
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast, CUDA only (ignored on CPU)
+    log_every: int = 20  # steps between progress-bar updates (each one syncs the GPU)
+    max_steps_per_epoch: int | None = None  # cap for smoke runs
+    find_unused_parameters: bool = False  # DDP: only needed if some trainable parameter gets no gradient
+
+
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device(f"cuda:{local_rank}")
+    return device
+
+
+class _Losses(nn.Module):
+    """Makes `training_losses` the forward, so DDP's hooks (gradient all-reduce) see the training step."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model.training_losses(x)
+
+
+def _init_distributed(device_name: str) -> tuple[int, int, torch.device, bool]:
+    """(rank, world size, device, whether we created the process group). World size 1 without torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, resolve_device(device_name), False
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_name, local)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device, created
+
+
+def _rng_state(device: torch.device) -> dict:
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "numpy": {"pos": np_state["state"]["pos"], "key": np_state["state"]["key"].tolist(),
+                  "has_gauss": np_state["has_gauss"], "gauss": np_state["gauss"]},
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state["cuda"] is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    n = state["numpy"]
+    key = np.array(n["key"], dtype=np.uint32)
+    np.random.set_state({"bit_generator": "MT19937", "state": {"key": key, "pos": n["pos"]},
+                         "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
+    random.setstate(state["python"])
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint written by `train` (a file, or the out_dir holding checkpoint.pt), on CPU."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no checkpoint")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load the (last-epoch) weights of a checkpoint into `model`."""
+    model.load_state_dict(load_checkpoint(path)["model"])
+    return model
+
+
+def _log_live(live, history: list[dict]) -> None:
+    """Log every epoch of `history` that `live` has not seen yet (replays old epochs into a fresh Live)."""
+    while live.step < len(history):
+        for k, v in history[live.step].items():
+            if k != "epoch":
+                live.log_metric(f"train/{k}", v)
+        live.next_step()
+
+
+def train(model: nn.Module, windows: SlidingWindows | np.ndarray, cfg: TrainConfig, out_dir: str | os.PathLike,
+          resume: bool = True, live=None, progress: bool = True) -> list[dict]:
+    """Train `model` on normal windows; return per-epoch mean losses (history).
+
+    Checkpoints every epoch to out_dir/checkpoint.pt (atomically) and resumes from it; a resumed run ends with
+    the same weights as an uninterrupted one (bit-identical on CPU). Under torchrun (WORLD_SIZE > 1) runs as DDP:
+    every rank trains on its share of each epoch, rank 0 alone writes checkpoint, logs and progress; out_dir
+    must be visible to every rank. Re-seeds the global RNGs (from cfg.seed + rank) on a fresh start.
+    """
+    rank, world, device, own_group = _init_distributed(cfg.device)
+    try:
+        return _train(model, windows, cfg, Path(out_dir), resume, live, progress and rank == 0, rank, world, device)
+    finally:
+        if own_group:
+            dist.destroy_process_group()
+
+
+def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, device) -> list[dict]:
+    if not isinstance(windows, SlidingWindows):
+        windows = SlidingWindows(windows, model.config.window, cfg.stride)
+    elif windows.stride != cfg.stride:
+        raise ValueError(f"windows have stride {windows.stride} but TrainConfig.stride is {cfg.stride}")
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    loader_gen = torch.Generator()  # base seed of DataLoader workers; saved so a resumed run draws the same
+    ckpt_path = out_dir / CHECKPOINT
+    start, history = 0, []
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        for k in _RESUME_KEYS:
+            if ck["config"][k] != getattr(cfg, k):
+                raise ValueError(f"{ckpt_path}: written with {k}={ck['config'][k]!r}, config has {getattr(cfg, k)!r}; "
+                                 "pass resume=False or use another out_dir")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start, history = ck["epoch"], ck["history"]
+        loader_gen.set_state(ck["loader_generator"])
+        if len(ck["rng"]) == world:
+            _set_rng_state(ck["rng"][rank], device)
+        else:  # world size changed: each rank's data share changes anyway, so exactness is lost; stay seeded
+            _seed(cfg.seed + 1000 * start + rank)
+    else:
+        _seed(cfg.seed + rank)
+        loader_gen.manual_seed(cfg.seed)
+
+    # DistributedSampler also in a single process: its order is randperm(seed + epoch), so resume is exact.
+    sampler = DistributedSampler(windows, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(windows, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                        generator=loader_gen, pin_memory=device.type == "cuda")
+    step_module = _Losses(model)
+    if world > 1:
+        step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None,
+                                              find_unused_parameters=cfg.find_unused_parameters)
+    use_amp = cfg.amp and device.type == "cuda"
+    n_steps = len(loader) if cfg.max_steps_per_epoch is None else min(len(loader), cfg.max_steps_per_epoch)
+    if live is not None and rank == 0:
+        _log_live(live, history)
+
+    for epoch in range(start, cfg.epochs):
+        sampler.set_epoch(epoch)
+        t0, keys, sums, count = time.perf_counter(), None, None, 0
+        bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False,
+                   dynamic_ncols=True)
+        for step, x in enumerate(loader):
+            if step == n_steps:
+                break
+            x = x.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                losses = step_module(x)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            opt.step()
+            if keys is None:
+                keys = ["loss"] + [k for k in losses if k != "loss"]
+            vals = torch.stack([torch.as_tensor(losses[k]).detach().float().to(device) for k in keys])
+            sums, count = (vals if sums is None else sums + vals), count + 1
+            bar.update()
+            if progress and ((step + 1) % cfg.log_every == 0 or step + 1 == n_steps):
+                bar.set_postfix({k: f"{v:.4g}" for k, v in zip(keys, vals.tolist())}, refresh=False)
+        bar.close()
+        if count == 0:
+            raise ValueError(f"epoch {epoch + 1} ran no steps ({len(windows)} windows, batch_size {cfg.batch_size})")
+        local_steps = count
+        if world > 1:  # mean over all ranks' steps; also makes every rank see the same numbers
+            packed = torch.cat([sums, torch.tensor([float(count)], device=device)])
+            dist.all_reduce(packed)
+            sums, count = packed[:-1], int(packed[-1].item())
+        means = (sums / count).tolist()
+        seconds = time.perf_counter() - t0
+        for k, v in zip(keys, means):
+            if not np.isfinite(v):
+                raise FloatingPointError(f"epoch {epoch + 1}: mean {k} is {v}; lower lr (now {cfg.lr})")
+        history.append({"epoch": epoch + 1, **dict(zip(keys, means)), "seconds": seconds,
+                        "step_seconds": seconds / local_steps})
+        rngs = [None] * world
+        if world > 1:
+            dist.all_gather_object(rngs, _rng_state(device))
+        else:
+            rngs = [_rng_state(device)]
+        if rank == 0:
+            with atomic_path(ckpt_path, ".pt") as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                            "config": asdict(cfg), "history": history, "rng": rngs,
+                            "loader_generator": loader_gen.get_state(), "world_size": world}, tmp)
+            if live is not None:  # after the checkpoint: a crash in between is replayed on resume, never doubled
+                _log_live(live, history)
+            if progress:
+                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k}={v:.4g}" for k, v in zip(keys, means))
+                           + f" ({seconds:.1f} s)")
+    return history

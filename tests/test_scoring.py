@@ -1,0 +1,117 @@
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from aster.scoring import per_step_from_windows, step_scores, torch_scorer, window_scores, window_starts
+
+
+def naive_per_step(starts, scores, T, W, fill=np.nan):
+    acc = [[] for _ in range(T)]
+    for s, v in zip(starts, scores):
+        for t in range(s, s + W):
+            acc[t].append(v)
+    return np.array([np.mean(a) if a else fill for a in acc])
+
+
+def mean_scorer(batch):  # a numpy scorer, as an onnxruntime session would be wrapped
+    assert batch.dtype == np.float32 and batch.ndim == 3
+    return batch.mean(axis=(1, 2)) + batch[:, 0, 0]
+
+
+class Toy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin, self.drop = nn.Linear(3, 1), nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.lin(self.drop(x)).mean(dim=(1, 2))
+
+    def score(self, x):
+        assert torch.is_inference_mode_enabled()
+        return torch.sigmoid(self(x))
+
+
+def test_window_starts():
+    assert window_starts(10, 4).tolist() == [0, 1, 2, 3, 4, 5, 6]
+    assert window_starts(10, 4, stride=3).tolist() == [0, 3, 6]  # already ends at T-1
+    assert window_starts(11, 4, stride=3).tolist() == [0, 3, 6, 7]  # final window added, ends at T-1
+    assert window_starts(11, 4, tab_faithful=True).tolist() == [0, 4]  # steps 8..10 uncovered
+    with pytest.raises(ValueError, match="series has 3 rows, window needs 4"):
+        window_starts(3, 4)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_per_step_matches_naive_loop(seed):
+    rng = np.random.default_rng(seed)
+    T = int(rng.integers(5, 200))
+    W = int(rng.integers(1, T + 1))
+    starts = window_starts(T, W, int(rng.integers(1, 2 * W + 2)))
+    scores = rng.normal(size=len(starts))
+    got = per_step_from_windows(starts, scores, T, W)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, naive_per_step(starts, scores, T, W), rtol=1e-10, atol=1e-12)
+    # arbitrary starts, repeats and gaps included: uncovered steps get the fill value
+    starts = np.sort(rng.integers(0, T - W + 1, 5))
+    scores = rng.normal(size=5)
+    np.testing.assert_allclose(per_step_from_windows(starts, scores, T, W, fill=-1.0),
+                               naive_per_step(starts, scores, T, W, fill=-1.0), rtol=1e-10, atol=1e-12)
+
+
+def test_per_step_rejects_bad_starts():
+    with pytest.raises(ValueError, match="window starts must lie in"):
+        per_step_from_windows(np.array([0, 7]), np.array([1.0, 2.0]), T=10, window=4)
+
+
+@pytest.mark.parametrize("stride", [1, 4, 7])
+def test_step_scores_cover_every_step(stride):
+    x = np.random.default_rng(stride).normal(size=(103, 3)).astype(np.float32)
+    W = 10
+    got = step_scores(mean_scorer, x, W, stride=stride, batch_size=16)
+    starts = window_starts(103, W, stride)
+    naive = naive_per_step(starts, [mean_scorer(x[None, s:s + W])[0] for s in starts], 103, W)
+    assert got.shape == (103,) and got.dtype == np.float64
+    np.testing.assert_allclose(got, naive, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(got, step_scores(mean_scorer, x, W, stride=stride, batch_size=1000))
+
+
+def test_tab_faithful_zero_tail():
+    x = np.random.default_rng(0).normal(size=(103, 3)).astype(np.float32) + 5.0
+    got = step_scores(mean_scorer, x, 10, tab_faithful=True)
+    assert (got[100:] == 0).all() and (got[:100] > 0).all()
+    assert np.array_equal(got[:10], np.full(10, mean_scorer(x[None, :10])[0], dtype=np.float64))
+
+
+def test_torch_model_scored_in_eval_and_inference_mode():
+    torch.manual_seed(0)
+    model = Toy().train()
+    x = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+    starts, s1 = window_scores(model, x, window=8, stride=2, batch_size=7, device="cpu")
+    assert not model.training and ((s1 > 0) & (s1 < 1)).all()
+    _, s2 = window_scores(torch_scorer(model, "cpu"), x, window=8, stride=2, batch_size=64)
+    np.testing.assert_allclose(s1, s2, rtol=1e-6)  # dropout off: same scores whatever the batching
+    steps = step_scores(model, x, window=8, stride=2, device="cpu")
+    np.testing.assert_allclose(steps, per_step_from_windows(starts, s1, 60, 8), rtol=1e-6)
+
+
+def test_scorer_errors():
+    x = np.zeros((20, 2), np.float32)
+    with pytest.raises(ValueError, match="returned 1 scores for a batch of 5"):
+        window_scores(lambda b: np.zeros(1), x, window=16)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        window_scores(lambda b: np.full(len(b), np.nan), x, window=16)
+    with pytest.raises(ValueError, match="series has 20 rows, window needs 32"):
+        step_scores(mean_scorer, x, window=32)
+
+
+def test_step_scores_memory_is_linear_in_T():
+    T, W = 100_000, 100
+    x = np.zeros((T, 2), np.float32)
+    tracemalloc.start()
+    out = step_scores(lambda b: b[:, 0, 0] + 1.0, x, W, batch_size=256)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert np.array_equal(out, np.ones(T))
+    assert peak < 20 * T * 8  # a few (T,) float64 arrays; T*W*8 = 80 MB would be the naive matrix
