@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aster.windows import per_step_from_windows
+
 log = logging.getLogger(__name__)
 
 # name -> (module, class, default kwargs). `seed` fills random_state where the estimator takes one.
@@ -168,22 +170,13 @@ def _windows(x: np.ndarray, window: int, rows: np.ndarray | slice) -> np.ndarray
     return np.ascontiguousarray(view[rows], dtype=np.float64)
 
 
-def covering_mean(window_scores: np.ndarray, window: int) -> np.ndarray:
-    """Per-step score = mean of the scores of every stride-1 window covering the step (T = n_windows + window - 1)."""
-    n = len(window_scores)
-    t = np.arange(n + window - 1)
-    lo, hi = np.maximum(t - window + 1, 0), np.minimum(t, n - 1)  # windows i with i <= t <= i + window - 1
-    cs = np.concatenate([[0.0], np.cumsum(window_scores, dtype=np.float64)])
-    return (cs[hi + 1] - cs[lo]) / (hi - lo + 1)
-
-
 def _kmeans_scores(km, x: np.ndarray, window: int) -> np.ndarray:
     n = len(x) - window + 1
     step = max(1, _CHUNK_FLOATS // (window * x.shape[1]))
     ws = np.empty(n, dtype=np.float64)
     for a in range(0, n, step):
         ws[a:a + step] = km.transform(_windows(x, window, slice(a, a + step))).min(axis=1)
-    return covering_mean(ws, window)
+    return per_step_from_windows(np.arange(n), ws, len(x), window)
 
 
 def _kmeans(cfg: BaselineConfig, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:

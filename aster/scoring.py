@@ -14,18 +14,21 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from aster.training import resolve_device
-from aster.windows import check_series, windows_batch
+from aster.windows import check_series, per_step_from_windows, window_starts, windows_batch
+
+__all__ = ["Scorer", "per_step_from_windows", "step_scores", "torch_scorer", "window_scores", "window_starts"]
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 
-def torch_scorer(model: nn.Module, device: str | torch.device = "auto") -> Scorer:
+def torch_scorer(model, device="auto") -> Scorer:
     """Wrap `model.score` (sigmoid of the logit) as a numpy -> numpy scorer, in eval mode, without autograd."""
+    import torch
+
+    from aster.training import resolve_device
+
     device = resolve_device(device) if isinstance(device, str) else device
     model.to(device).eval()
 
@@ -36,43 +39,12 @@ def torch_scorer(model: nn.Module, device: str | torch.device = "auto") -> Score
     return score
 
 
-def window_starts(T: int, window: int, stride: int = 1, tab_faithful: bool = False) -> np.ndarray:
-    """Start rows of the scoring windows. Default: every `stride` rows plus one window ending at T-1."""
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    if T < window:
-        raise ValueError(f"series has {T} rows, window needs {window}")
-    if tab_faithful:
-        return np.arange(T // window, dtype=np.int64) * window
-    starts = np.arange(0, T - window + 1, stride, dtype=np.int64)
-    return starts if starts[-1] == T - window else np.append(starts, T - window)
-
-
-def per_step_from_windows(starts: np.ndarray, scores: np.ndarray, T: int, window: int,
-                          fill: float = np.nan) -> np.ndarray:
-    """(T,) float64 mean of the scores of the windows covering each step; `fill` where none does.
-
-    Difference arrays + cumulative sums: O(T + n_windows) time and memory, never O(T * W).
-    """
-    starts, scores = np.asarray(starts, dtype=np.int64), np.asarray(scores, dtype=np.float64)
-    if starts.shape != scores.shape or starts.ndim != 1:
-        raise ValueError(f"starts {starts.shape} and scores {scores.shape} must be matching 1-D arrays")
-    if starts.size and (starts.min() < 0 or starts.max() > T - window):
-        raise ValueError(f"window starts must lie in [0, {T - window}] for T={T}, window={window}")
-    total = np.cumsum(np.bincount(starts, scores, T + 1) - np.bincount(starts + window, scores, T + 1))[:T]
-    count = np.cumsum(np.bincount(starts, minlength=T + 1) - np.bincount(starts + window, minlength=T + 1))[:T]
-    out = np.full(T, fill, dtype=np.float64)
-    covered = count > 0
-    out[covered] = total[covered] / count[covered]
-    return out
-
-
-def window_scores(scorer: Scorer | nn.Module, series: np.ndarray, window: int, stride: int = 1,
+def window_scores(scorer, series: np.ndarray, window: int, stride: int = 1,
                   batch_size: int = 256, device: str = "auto", tab_faithful: bool = False,
                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(starts, scores) of the scoring windows of a (T, C) series, scored batch by batch (memory O(B*W*C))."""
     series = check_series(series, window)
-    if isinstance(scorer, nn.Module):
+    if hasattr(scorer, "score") and hasattr(scorer, "parameters"):  # a torch model (torch imported lazily)
         scorer = torch_scorer(scorer, device)
     starts = window_starts(series.shape[0], window, stride, tab_faithful)
     scores = np.empty(len(starts), dtype=np.float64)
@@ -87,7 +59,7 @@ def window_scores(scorer: Scorer | nn.Module, series: np.ndarray, window: int, s
     return starts, scores
 
 
-def step_scores(scorer: Scorer | nn.Module, series: np.ndarray, window: int, stride: int = 1,
+def step_scores(scorer, series: np.ndarray, window: int, stride: int = 1,
                 batch_size: int = 256, device: str = "auto", tab_faithful: bool = False,
                 progress: bool = False) -> np.ndarray:
     """(T,) float64 per-step anomaly scores of a (T, C) series; every step covered.

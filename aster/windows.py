@@ -1,9 +1,12 @@
-"""Sliding windows over a (T, C) series without materialising them (memory grows with T, not T*W)."""
+"""Sliding windows over a (T, C) series without materialising them (memory grows with T, not T*W).
+
+Numpy only (torch is imported lazily by `SlidingWindows.__getitem__`), so the serving process can window and
+map window scores to steps without importing torch.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 
@@ -31,7 +34,39 @@ def windows_batch(array: np.ndarray, starts: np.ndarray, window: int) -> np.ndar
     return np.ascontiguousarray(out.transpose(0, 2, 1), dtype=np.float32)
 
 
-class SlidingWindows(torch.utils.data.Dataset):
+def window_starts(T: int, window: int, stride: int = 1, tab_faithful: bool = False) -> np.ndarray:
+    """Start rows of the scoring windows. Default: every `stride` rows plus one window ending at T-1."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if T < window:
+        raise ValueError(f"series has {T} rows, window needs {window}")
+    if tab_faithful:
+        return np.arange(T // window, dtype=np.int64) * window
+    starts = np.arange(0, T - window + 1, stride, dtype=np.int64)
+    return starts if starts[-1] == T - window else np.append(starts, T - window)
+
+
+def per_step_from_windows(starts: np.ndarray, scores: np.ndarray, T: int, window: int,
+                          fill: float = np.nan) -> np.ndarray:
+    """(T,) float64 mean of the scores of the windows covering each step; `fill` where none does.
+
+    Difference arrays + cumulative sums: O(T + n_windows) time and memory, never O(T * W).
+    """
+    starts, scores = np.asarray(starts, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+    if starts.shape != scores.shape or starts.ndim != 1:
+        raise ValueError(f"starts {starts.shape} and scores {scores.shape} must be matching 1-D arrays")
+    if starts.size and (starts.min() < 0 or starts.max() > T - window):
+        raise ValueError(f"window starts must lie in [0, {T - window}] for T={T}, window={window}")
+    total = np.cumsum(np.bincount(starts, scores, T + 1) - np.bincount(starts + window, scores, T + 1))[:T]
+    count = np.cumsum(np.bincount(starts, minlength=T + 1) - np.bincount(starts + window, minlength=T + 1))[:T]
+    out = np.full(T, fill, dtype=np.float64)
+    covered = count > 0
+    out[covered] = total[covered] / count[covered]
+    return out
+
+
+
+class SlidingWindows:
     """Windows [i*stride, i*stride + W) of a (T, C) series, built on demand.
 
     Training windows: with stride > 1 the tail rows past the last full stride step are simply not used
@@ -56,12 +91,16 @@ class SlidingWindows(torch.utils.data.Dataset):
             raise IndexError(f"window index out of range for {self.n} windows")
         return (idx % self.n) * self.stride
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int):
+        import torch
+
         s = int(self.starts([i])[0])
         return torch.from_numpy(np.array(self.series[s : s + self.window], dtype=np.float32))
 
-    def __getitems__(self, idx: list[int]) -> list[torch.Tensor]:
+    def __getitems__(self, idx: list[int]) -> list:
         """Batched fetch used by DataLoader: one fancy-index copy instead of B small ones."""
+        import torch
+
         return list(torch.from_numpy(self.batch(idx)).unbind(0))
 
     def batch(self, idx: np.ndarray | list[int]) -> np.ndarray:

@@ -3,7 +3,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import aster.baselines as bl
-from aster.baselines import NAMES, BaselineConfig, covering_mean, fit_score
+from aster.baselines import NAMES, BaselineConfig, fit_score
+from aster.windows import per_step_from_windows
 
 
 def _series(seed=0, n_train=800, n_test=600, c=4):
@@ -50,7 +51,7 @@ def test_covering_mean_matches_naive_loop():
     for n, w in [(7, 3), (1, 4), (5, 1), (3, 6)]:
         s = rng.standard_normal(n)
         naive = [np.mean([s[i] for i in range(n) if i <= t < i + w]) for t in range(n + w - 1)]
-        np.testing.assert_allclose(covering_mean(s, w), naive, rtol=1e-12)
+        np.testing.assert_allclose(per_step_from_windows(np.arange(len(s)), s, len(s) + w - 1, w), naive, rtol=1e-12)
 
 
 def test_kmeans_matches_naive_windows_and_chunking(monkeypatch):
