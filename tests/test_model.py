@@ -1,0 +1,293 @@
+"""ASTER model: shapes, and the gradient routing of ASTER.md proven on the gradients themselves."""
+
+import pytest
+import torch
+
+from aster.model import Aster, AsterConfig, Classifier, MLPClassifier, grad_reverse, mlp_hidden_width, mlp_params
+
+W, C, B = 16, 5, 4
+BASE = dict(n_channels=C, window=W, dropout=0.0)  # no dropout: a seeded forward is then exactly repeatable
+
+
+def make(seed: int = 0, **kw) -> Aster:
+    torch.manual_seed(seed)
+    return Aster(AsterConfig(**{**BASE, "backbone": "tiny-gpt2", **kw}))
+
+
+def windows(seed: int = 1, b: int = B) -> torch.Tensor:
+    return torch.randn(b, W, C, generator=torch.Generator().manual_seed(seed))
+
+
+def perturb_lora(m: Aster) -> None:
+    """LoRA B starts at zero, which makes lora_A's gradient and any merge trivially zero; make both real."""
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.1)
+
+
+def groups(m: Aster) -> dict[str, list[torch.nn.Parameter]]:
+    p = m.perturbator
+    trainable = lambda *mods: [q for mod in mods for q in mod.parameters() if q.requires_grad]  # noqa: E731
+    return {"F": trainable(m.extractor), "E": trainable(p.encoder, p.to_mu, p.to_sigma),
+            "D": trainable(p.decoder, p.decoder_head), "G": trainable(p.generator, p.generator_head),
+            "C": trainable(m.classifier)}
+
+
+def grads(loss: torch.Tensor, params) -> list[torch.Tensor | None]:
+    return list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
+
+
+def same(a, b, tol: float = 1e-5) -> bool:
+    """Equal up to float32 summation-order noise, relative to each tensor's scale (tol=0: bit-identical)."""
+    return all((x - y).abs().max() <= tol * y.abs().max() for x, y in zip(a, b, strict=True))
+
+
+def all_nonzero(gs) -> bool:
+    return all(g is not None and g.abs().sum() > 0 for g in gs)
+
+
+def all_none(gs) -> bool:  # None: the loss is not connected to these parameters at all
+    return all(g is None for g in gs)
+
+
+def no_signal(gs) -> bool:  # connected through a concatenation, but the gradient is exactly zero
+    return all(g is None or not g.any() for g in gs)
+
+
+@pytest.mark.parametrize("backbone", ["tiny-gpt2", "none"])
+def test_extractor_learns_only_from_normal_classification(backbone):
+    m = make(backbone=backbone)
+    perturb_lora(m)
+    out = m.training_step_outputs(windows())
+    f = groups(m)["F"]
+    from_normal = grads(out["cls_normal"], f)
+    assert all_nonzero(from_normal)  # adapter, every LoRA A and B, projection
+    assert same(grads(out["loss"], f), from_normal, tol=0)
+    assert no_signal(grads(out["elbo"] + out["cls_pseudo"], f))
+
+
+def test_encoder_learns_only_from_elbo():
+    m = make(elbo_weight=0.5)
+    out = m.training_step_outputs(windows())
+    g = groups(m)
+    for part in ("E", "D"):
+        from_elbo = grads(out["elbo"], g[part])
+        assert all_nonzero(from_elbo)
+        assert same(grads(out["loss"], g[part]), [0.5 * x for x in from_elbo])
+        assert all_none(grads(out["cls_pseudo"] + out["cls_normal"], g[part]))  # stop-gradient G -> E
+
+
+def test_generator_gets_reversed_lambda_scaled_gradient_only():
+    m = make()
+    x = windows()
+
+    def g_grads(lam):
+        m.config.grl_lambda = lam
+        torch.manual_seed(7)  # same eps for every lambda
+        out = m.training_step_outputs(x)
+        return out, grads(out["loss"], groups(m)["G"])
+
+    out, g1 = g_grads(1.0)
+    assert all_nonzero(g1)
+    assert all_none(grads(out["elbo"], groups(m)["G"]))  # nothing from the ELBO into G
+    assert no_signal(grads(out["cls_normal"], groups(m)["G"]))
+    # the reversed gradient is exactly -1 times the ordinary gradient of cls_pseudo w.r.t. G
+    b = out["h"].shape[0]
+    logits = m.classifier(torch.cat([out["h"], out["h_tilde"]]))[b:]
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    assert same(g1, [-g for g in grads(plain, groups(m)["G"])])
+    assert same(g_grads(-1.0)[1], [-g for g in g1])
+    assert same(g_grads(2.0)[1], [2 * g for g in g1])
+
+
+def test_classifier_learns_from_both_terms_unreversed():
+    m = make()
+    out = m.training_step_outputs(windows())
+    c = groups(m)["C"]
+    n, p = grads(out["cls_normal"], c), grads(out["cls_pseudo"], c)
+    assert all_nonzero(n) and all_nonzero(p)
+    assert all_none(grads(out["elbo"], c))
+    for total, a, b in zip(grads(out["loss"], c), n, p, strict=True):  # the terms cancel: scale by each
+        assert (total - (a + b)).abs().max() <= 1e-5 * max(a.abs().max(), b.abs().max())
+    # C's pseudo gradient is the plain BCE gradient (the reversal acts only below C, on G)
+    b = out["h"].shape[0]
+    logits = m.classifier(torch.cat([out["h"].detach(), out["h_tilde"].detach()]))[b:]
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    assert same(p, grads(plain, c))
+
+
+def test_gradient_reversal_function():
+    x = torch.randn(3, 4, requires_grad=True)
+    y = grad_reverse(x, 2.5)
+    assert torch.equal(y, x)
+    (g,) = torch.autograd.grad((y * 3).sum(), x)
+    assert torch.equal(g, torch.full_like(x, -7.5))
+
+
+@pytest.mark.parametrize("finetune", ["lora", "frozen", "full"])
+def test_finetune_modes_decide_which_lm_weights_learn(finetune):
+    m = make(finetune=finetune)
+    perturb_lora(m)
+    m.training_losses(windows())["loss"].backward()
+    lm = dict(m.extractor.lm.named_parameters())
+    head = [n for n, p in m.extractor.named_parameters() if not n.startswith("lm.")]
+    assert sorted(head) == ["adapter.bias", "adapter.weight", "proj.bias", "proj.weight"]
+    assert all(p.requires_grad and p.grad is not None for n, p in m.extractor.named_parameters() if n in head)
+    assert all(p.requires_grad and p.grad is not None for p in groups(m)["E"] + groups(m)["G"] + groups(m)["C"])
+    learning = {n for n, p in lm.items() if p.requires_grad}
+    assert all((p.grad is not None) == (n in learning) for n, p in lm.items())  # trainable <=> gets a gradient
+    if finetune == "lora":
+        assert learning and all("lora_" in n for n in learning)
+        assert learning == {n for n in lm if "lora_" in n}
+    elif finetune == "frozen":
+        assert not learning
+    else:  # every LM weight except the token-embedding table, which inputs_embeds bypasses
+        assert learning == {n for n in lm if not n.startswith("wte.")}
+
+
+def test_trainable_counts_order():
+    counts = {ft: make(finetune=ft).num_parameters(trainable_only=True) for ft in ("frozen", "lora", "full")}
+    lm = make(finetune="frozen").extractor.lm
+    assert counts["lora"] - counts["frozen"] == 2 * 5632  # 2 layers, r=8 on c_attn/c_proj (STACK.md: 5,632 at r=4)
+    assert counts["full"] - counts["frozen"] == sum(p.numel() for n, p in lm.named_parameters() if n != "wte.weight")
+    m = make()
+    assert m.num_parameters() == sum(p.numel() for p in m.parameters())
+    assert m.num_parameters(True) == sum(p.numel() for p in m.trainable_parameters())
+
+
+@pytest.mark.parametrize("kw", [dict(window=100), dict(), dict(d_model=32, depth=3), dict(pooling="cls")])
+def test_mlp_classifier_matches_transformer_size(kw):
+    cfg = AsterConfig(**{**BASE, "backbone": "none", **kw})
+    n_tf = sum(p.numel() for p in Classifier(cfg).parameters())
+    hidden = mlp_hidden_width(cfg)
+    mlp = MLPClassifier(cfg, hidden)
+    n_mlp = sum(p.numel() for p in mlp.parameters())
+    assert n_mlp == mlp_params(cfg.window * cfg.d_model, hidden, cfg.depth)
+    assert abs(n_mlp - n_tf) / n_tf < 0.10
+    m_mlp, m_tf = make(backbone="none", classifier="mlp", **kw), make(backbone="none", **kw)
+    assert m_mlp.num_parameters(True) - m_tf.num_parameters(True) == n_mlp - n_tf
+    x = torch.randn(3, cfg.window, C)
+    assert m_mlp(x).shape == (3,)
+    m_mlp.training_losses(x)["loss"].backward()
+    assert all(p.grad is not None for p in m_mlp.classifier.parameters())
+
+
+def test_decoder_queries_are_only_positions_and_memory_is_z():
+    m = make(backbone="none")
+    seen = {}
+    for name in ("decoder", "generator"):
+        getattr(m.perturbator, name).register_forward_pre_hook(
+            lambda mod, args, name=name: seen.setdefault(name, []).append(args))
+    outs = [m.training_step_outputs(windows(seed)) for seed in (1, 2)]
+    assert not torch.allclose(outs[0]["h"], outs[1]["h"])
+    pe = m.perturbator.pos.pe[:W].expand(B, -1, -1)
+    for name in ("decoder", "generator"):
+        (tgt0, mem0), (tgt1, mem1) = seen[name]
+        assert torch.equal(tgt0, pe) and torch.equal(tgt1, pe)  # same queries whatever H is
+        assert torch.equal(mem0, outs[0]["z"]) and torch.equal(mem1, outs[1]["z"])
+    assert seen["decoder"][0][1].requires_grad and not seen["generator"][0][1].requires_grad  # G sees z.detach()
+    # so D's output is a function of z alone: decoding the same z gives the same H_rec after any other H went in
+    z = outs[0]["z"].detach()
+    m.perturbator.encode(torch.randn(B, W, m.config.d_model))
+    assert torch.allclose(m.perturbator.decode(z), outs[0]["h_rec"])
+
+
+@pytest.mark.parametrize("backbone", ["tiny-gpt2", "none"])
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_shapes_and_losses(backbone, pooling):
+    m = make(backbone=backbone, pooling=pooling, dropout=0.1)
+    x = windows()
+    assert m(x).shape == (B,)
+    s = m.score(x)
+    assert ((s > 0) & (s < 1)).all()
+    losses = m.training_losses(x)
+    assert set(losses) == {"loss", "elbo", "recon", "kl", "cls_normal", "cls_pseudo", "feat_distance"}
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
+    assert losses["loss"].requires_grad and not any(v.requires_grad for k, v in losses.items() if k != "loss")
+    assert 0 <= losses["feat_distance"] <= 2 and losses["kl"] >= 0
+    h_tilde = m.pseudo_anomalies(m.extractor(x))
+    assert h_tilde.shape == (B, W, m.config.d_model) and not h_tilde.requires_grad
+    with pytest.raises(ValueError, match=r"expected windows of shape \(B, 16, 5\)"):
+        m(torch.randn(B, W, C + 1))
+
+
+def test_minilm_forward_backward():
+    torch.manual_seed(0)
+    m = Aster(AsterConfig(**BASE, backbone="minilm"))
+    lm = dict(m.extractor.lm.named_parameters())
+    assert not any("pooler" in n for n in lm)
+    assert m.extractor.adapter.out_features == 384 and len(m.extractor.lm.base_model.model.encoder.layer) == 6
+    x = windows(b=2)
+    assert m(x).shape == (2,)
+    m.training_losses(x)["loss"].backward()
+    assert all((p.grad is not None) == ("lora_" in n) for n, p in lm.items())
+    targets = {n.split(".lora_A")[0].split(".")[-1] for n in lm if "lora_A" in n}
+    assert targets == {"query", "key", "value", "dense"}
+
+
+def test_backbone_layers_keeps_the_pretrained_first_layers():
+    torch.manual_seed(0)
+    m = Aster(AsterConfig(**BASE, backbone="minilm", finetune="frozen", backbone_layers=2))
+    full = Aster(AsterConfig(**BASE, backbone="minilm", finetune="frozen"))
+    assert len(m.extractor.lm.encoder.layer) == 2
+    a, b = m.extractor.lm.encoder.layer[1], full.extractor.lm.encoder.layer[1]
+    assert torch.equal(a.attention.self.query.weight, b.attention.self.query.weight)
+    assert m(windows(b=2)).shape == (2,)
+    assert len(make(backbone_layers=1).extractor.lm.base_model.model.h) == 1
+    with pytest.raises(ValueError, match="only 6 layers"):
+        Aster(AsterConfig(**BASE, backbone="minilm", backbone_layers=7))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(finetune="full"), dict(backbone="none"), dict(classifier="mlp"),
+                                dict(pooling="cls")])
+def test_export_module_is_merged_and_matches_score(kw):
+    m = make(dropout=0.1, lora_dropout=0.1, **kw)
+    perturb_lora(m)
+    m.eval()
+    x = windows(b=7)
+    exported = m.export_module()
+    assert not exported.training
+    assert not any("lora" in n for n in exported.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(exported(x), m.score(x), atol=1e-5, rtol=0)
+    if kw.get("backbone") != "none":
+        from transformers import GPT2Model
+
+        assert type(exported.extractor.lm) is GPT2Model
+    if not kw:  # LoRA: the merge carries a real, non-zero update, and the training model keeps its adapters
+        assert any("lora_B" in n for n, _ in m.named_parameters())
+        with torch.no_grad(), m.extractor.lm.disable_adapter():
+            assert (exported(x) - m.score(x)).abs().max() > 1e-4
+
+
+def test_init_is_deterministic_given_seed():
+    a, b, c = make(seed=3), make(seed=3), make(seed=4)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa)
+
+
+@pytest.mark.parametrize("kw, msg", [(dict(finetune="qlora"), "finetune"), (dict(d_model=30), "divisible"),
+                                     (dict(pooling="max"), "pooling"), (dict(classifier="rnn"), "classifier")])
+def test_config_rejects_bad_values(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        AsterConfig(**{**BASE, **kw})
+
+
+@pytest.mark.parametrize("backbone", ["tiny-gpt2", "none"])
+def test_export_module_traces_to_onnx(backbone, tmp_path):
+    """Guards the two traps in export_module's docstring (fused encoder fast path, aten::diff from use_cache)."""
+    ort = pytest.importorskip("onnxruntime")
+    m = make(backbone=backbone)
+    perturb_lora(m)
+    exported = m.export_module()
+    path = tmp_path / "aster.onnx"
+    with pytest.warns():  # the legacy exporter is deprecated and transformers' mask code warns while traced
+        torch.onnx.export(exported, (windows(),), path, dynamo=False, opset_version=17, input_names=["windows"],
+                          output_names=["score"], dynamic_axes={"windows": {0: "batch"}, "score": {0: "batch"}})
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    x = windows(seed=5, b=9)
+    (score,) = session.run(None, {"windows": x.numpy()})
+    with torch.no_grad():
+        assert score.shape == (9,) and torch.allclose(torch.from_numpy(score), m.eval().score(x), atol=1e-5)
