@@ -96,24 +96,29 @@ def mean_over_series(per_series: dict[str, dict]) -> dict:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    args = parser.parse_args()
-    setup_logging()
-    p = params("window", "evaluate")
+def run(p: dict, paths: Paths) -> dict:
     from dvclive import Live
 
     from aster.data.prepare import prepared_series
     from aster.io import write_json
 
-    paths = Paths(args.dataset)
-    with one_line_errors(), Live(str(paths.live_eval), dvcyaml=None, save_dvc_exp=False) as live:
+    with Live(str(paths.live_eval), dvcyaml=None, save_dvc_exp=False) as live:
         per_series = {d.name: evaluate_series(d, paths.models / d.name, p, paths.plots, live)
                       for d in prepared_series(paths.prepared)}
-    write_json(paths.metrics, {"dataset": args.dataset, "n_series": len(per_series),
-                               "mean": mean_over_series(per_series), "series": per_series})
-    print(f"{args.dataset}: " + ", ".join(f"{k} {mean_over_series(per_series)[k]:.3f}" for k in HEADLINE))
+    result = {"dataset": paths.dataset, "n_series": len(per_series), "mean": mean_over_series(per_series),
+              "series": per_series}
+    write_json(paths.metrics, result)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset")
+    args = parser.parse_args()
+    setup_logging()
+    with one_line_errors():
+        mean = run(params("window", "evaluate"), Paths(args.dataset))["mean"]
+    print(f"{args.dataset}: " + ", ".join(f"{k} {mean[k]:.3f}" for k in HEADLINE))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def series_metrics(paths: Paths, sid: str) -> dict:
 def export_series(model_dir, out, sid: str, paths: Paths, p: dict, lineage: dict) -> dict:
     from aster.artifacts import load_model, load_threshold
     from aster.data.prepare import Scaler
-    from aster.export import CARD_FILE, export_model, write_card
+    from aster.export import CARD_FILE, ONNX_FILE, export_model, write_card
 
     meta = json.loads((model_dir / "meta.json").read_text())
     scaler = Scaler.load(paths.prepared / sid / "scaler.json")
@@ -56,7 +56,7 @@ def export_series(model_dir, out, sid: str, paths: Paths, p: dict, lineage: dict
                          f"{p['window']}; re-run the train stage")
     e = p["export"]
     card = export_model(model, out, opset=int(e["opset"]), dynamo=bool(e["dynamo"]), **fields)
-    log.info("%s/%s: exported %s (%.1f MB, parity %.1e)", paths.dataset, sid, out / card["onnx"]["file"],
+    log.info("%s/%s: exported %s (%.1f MB, parity %.1e)", paths.dataset, sid, paths.export / sid / ONNX_FILE,
              card["onnx"]["bytes"] / 1e6, card["onnx"]["parity"]["max_abs_diff"])
     return card
 

@@ -10,23 +10,26 @@ from pipeline.common import Paths, one_line_errors, params, setup_logging
 log = logging.getLogger("prepare")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    args = parser.parse_args()
-    setup_logging()
-    p = params("window", "prepare")
+def run(p: dict, paths: Paths) -> None:
     from aster.data.prepare import prepare, save_prepared
     from aster.data.store import load_series, series_id
     from aster.io import atomic_dir
 
-    paths = Paths(args.dataset)
-    with one_line_errors(), atomic_dir(paths.prepared) as out:
+    with atomic_dir(paths.prepared) as out:
         for ds in load_series(paths.ingested):
             prepared = prepare(ds, p["prepare"]["train_fraction"], p["window"])
             save_prepared(prepared, ds, out / series_id(ds.name))
             log.info("%s: fit %s, validation %s, test %s", ds.name, prepared.train.shape, prepared.val.shape,
                      prepared.test.shape)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset")
+    args = parser.parse_args()
+    setup_logging()
+    with one_line_errors():
+        run(params("window", "prepare"), Paths(args.dataset))
 
 
 if __name__ == "__main__":

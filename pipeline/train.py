@@ -64,18 +64,12 @@ def train_baseline(prepared, sid: str, p: dict, out) -> dict:
     return {"info": info, "threshold": label_free_threshold(val_scores, p["train"]["threshold"]["contamination"])}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    args = parser.parse_args()
-    setup_logging()
-    p = params("window", "model", "train")
+def run(p: dict, paths: Paths) -> None:
     from aster.artifacts import save_threshold
     from aster.data.prepare import load_prepared, prepared_series
     from aster.io import atomic_dir, write_json
 
-    paths = Paths(args.dataset)
-    with one_line_errors(), atomic_dir(paths.models) as models_dir:
+    with atomic_dir(paths.models) as models_dir:
         for series_dir in prepared_series(paths.prepared):
             prepared, meta = load_prepared(series_dir)
             sid, out = series_dir.name, models_dir / series_dir.name
@@ -100,6 +94,15 @@ def _final_losses(paths: Paths) -> dict:
         if history:
             out[meta_file.parent.name] = {k: v for k, v in history[-1].items() if k != "epoch"}
     return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset")
+    args = parser.parse_args()
+    setup_logging()
+    with one_line_errors():
+        run(params("window", "model", "train"), Paths(args.dataset))
 
 
 if __name__ == "__main__":
