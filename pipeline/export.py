@@ -13,15 +13,19 @@ import argparse
 import json
 import logging
 
-from pipeline.common import Paths, dataset_spec, one_line_errors, params, setup_logging
+from pipeline.common import Paths, one_line_errors, params, setup_logging
 
 log = logging.getLogger("export")
 LINEAGE_BLOCKS = ("window", "prepare", "model", "train", "export")  # params behind an exported model (hashed)
 
 
-def lineage_params(dataset: str) -> dict:
-    """The params.yaml blocks that determine an exported model, plus this dataset's spec, for the card's hash."""
-    return {**params(*LINEAGE_BLOCKS), "dataset": {dataset: dataset_spec(dataset)}}
+def lineage(p: dict, dataset: str) -> dict:
+    """The params blocks behind the exported models (those of LINEAGE_BLOCKS present in `p`, plus the dataset's
+    spec when `p` has `datasets`): the card's params hash is computed over exactly this."""
+    out = {b: p[b] for b in LINEAGE_BLOCKS if b in p}
+    if dataset in (p.get("datasets") or {}):
+        out["dataset"] = {dataset: p["datasets"][dataset]}
+    return out
 
 
 def series_metrics(paths: Paths, sid: str) -> dict:
@@ -61,25 +65,29 @@ def export_series(model_dir, out, sid: str, paths: Paths, p: dict, lineage: dict
     return card
 
 
+def run(p: dict, paths: Paths) -> list[dict]:
+    """Export every series of `paths.dataset` (`p` needs `window` and `export`; see `lineage` for the hash)."""
+    from aster.io import atomic_dir
+
+    series_dirs = sorted(d for d in paths.models.iterdir() if (d / "meta.json").exists()) \
+        if paths.models.is_dir() else []
+    if not series_dirs:
+        raise FileNotFoundError(f"{paths.models}: no trained models; run the train stage first")
+    hashed = lineage(p, paths.dataset)
+    with atomic_dir(paths.export) as out_dir:
+        return [export_series(d, out_dir / d.name, d.name, paths, p, hashed) for d in series_dirs]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset")
     args = parser.parse_args()
     setup_logging()
-    p = params("window", "export")
-    from aster.io import atomic_dir
-
-    paths = Paths(args.dataset)
     with one_line_errors():
-        lineage = lineage_params(args.dataset)
-        series_dirs = sorted(d for d in paths.models.iterdir() if (d / "meta.json").exists()) \
-            if paths.models.is_dir() else []
-        if not series_dirs:
-            raise FileNotFoundError(f"{paths.models}: no trained models; run the train stage first")
-        with atomic_dir(paths.export) as out_dir:
-            cards = [export_series(d, out_dir / d.name, d.name, paths, p, lineage) for d in series_dirs]
+        # window + export drive the stage; the other lineage blocks are only hashed into the card
+        cards = run(params("datasets", *LINEAGE_BLOCKS), Paths(args.dataset))
     n = sum(c["exportable"] for c in cards)
-    print(f"{args.dataset}: exported {n} of {len(cards)} series to {paths.export}")
+    print(f"{args.dataset}: exported {n} of {len(cards)} series to {Paths(args.dataset).export}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,300 @@
+"""ONNX export of the inference path (windows -> score) and its JSON model card; the reader used by serving.
+
+The exported graph is `Aster.export_module()`: extractor (LoRA merged) + classifier + sigmoid. Input `windows`
+(batch, W, C) float32 with a dynamic batch, already scaled with the card's statistics; output `score` (batch,)
+in [0, 1]. The legacy exporter is the default (one self-contained file, STACK.md §3); the trace bakes in the
+window length, so a new `window` needs a re-export. Only export_onnx, check_parity and export_model import torch
+(lazily): a serving process reads cards and opens sessions without it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.util
+import json
+import logging
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from aster.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+INPUT, OUTPUT = "windows", "score"
+ONNX_FILE, CARD_FILE = "model.onnx", "card.json"
+CARD_FORMAT = "aster-model-card/1"
+ONNX_PARITY_ATOL = 1e-5  # max |ORT - PyTorch| score difference accepted by the parity test and the export stage
+DEVICES = ("auto", "cpu", "cuda")
+
+
+# ----------------------------------------------------------------------------- export (needs torch)
+
+def export_onnx(model, path: str | Path, opset: int = 17, dynamo: bool = False) -> Path:
+    """Export `model.export_module()` (an `Aster`) to `path` atomically; return `path`.
+
+    `dynamo=True` uses torch's default exporter (needs onnxscript) but still writes one file (no .onnx.data).
+    """
+    import torch
+
+    cfg = model.config
+    module = model.export_module()
+    example = torch.randn(2, cfg.window, cfg.n_channels)  # batch 2: a batch of 1 invites size-1 specialisation
+    path = Path(path)
+    with atomic_path(path, ".onnx") as tmp, _traceable(), warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # legacy-exporter DeprecationWarning, transformers' TracerWarnings
+        if dynamo:
+            batch = torch.export.Dim("batch")
+            torch.onnx.export(module, (example,), str(tmp), dynamo=True, opset_version=opset, input_names=[INPUT],
+                              output_names=[OUTPUT], dynamic_shapes={INPUT: {0: batch}}, external_data=False,
+                              verbose=False)
+        else:
+            torch.onnx.export(module, (example,), str(tmp), dynamo=False, opset_version=opset, input_names=[INPUT],
+                              output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+        check_graph(tmp, cfg.window, cfg.n_channels)
+    return path
+
+
+@contextmanager
+def _traceable() -> Iterator[None]:
+    """Switch off two eager-only paths the legacy exporter cannot translate, for the duration of the export.
+
+    * nn.TransformerEncoderLayer's inference fast path (`aten::_transformer_encoder_layer_fwd`, taken because the
+      export module has no grads): the documented switch `torch.backends.mha.set_fastpath_enabled(False)`.
+    * transformers 5 probes position_ids for packed sequences with `torch.diff` ("aten::diff not supported").
+      Our windows are never packed (positions 0..W-1, where eager mode returns None too), so the probe is
+      replaced by its answer.
+    """
+    import torch
+
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        import transformers.masking_utils as mu
+    except ImportError:
+        mu = None
+    probe = getattr(mu, "find_packed_sequence_indices", None)
+    if probe is not None:
+        mu.find_packed_sequence_indices = lambda position_ids: None
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+        if probe is not None:
+            mu.find_packed_sequence_indices = probe
+
+
+def check_graph(path: str | Path, window: int, n_channels: int) -> None:
+    """The exported file honours the contract: input `windows` (batch, W, C) float32, output `score` (batch,)."""
+    import onnx
+
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m)
+
+    def dims(v) -> list:
+        return [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+
+    (inp,), (out,) = m.graph.input, m.graph.output
+    got = (inp.name, dims(inp)[1:], inp.type.tensor_type.elem_type, out.name, len(dims(out)))
+    want = (INPUT, [window, n_channels], onnx.TensorProto.FLOAT, OUTPUT, 1)
+    if got != want or isinstance(dims(inp)[0], int) and dims(inp)[0] > 0:
+        raise ValueError(f"{path}: exported graph {got} (batch {dims(inp)[0]!r}) does not match {want} with a "
+                         f"dynamic batch")
+
+
+def check_parity(model, onnx_path: str | Path, n_windows: int = 8, atol: float = ONNX_PARITY_ATOL,
+                 seed: int = 0) -> dict:
+    """Score the same random windows with PyTorch (`model.score`) and onnxruntime (CPU); raise past `atol`."""
+    import torch
+
+    cfg = model.config
+    x = np.random.default_rng(seed).standard_normal((n_windows, cfg.window, cfg.n_channels)).astype(np.float32)
+    model.eval()
+    with torch.inference_mode():
+        ref = model.score(torch.from_numpy(x)).numpy()
+    sess, _ = onnx_session(onnx_path, "cpu")
+    diff = float(np.abs(session_scorer(sess)(x) - ref).max())
+    if not diff <= atol:
+        raise ValueError(f"{onnx_path}: onnxruntime and PyTorch scores differ by {diff:.3g} > {atol:g}")
+    return {"max_abs_diff": diff, "atol": atol, "n_windows": n_windows, "provider": "CPUExecutionProvider"}
+
+
+def export_model(model, directory: str | Path, *, opset: int = 17, dynamo: bool = False, **card_fields) -> dict:
+    """`model.onnx` (parity-checked) + `card.json` into `directory`; returns the card.
+
+    `card_fields`: make_card's dataset, series, channels, scaler, threshold, params, metrics (config, window and
+    the onnx fields come from the model and the export). Make `directory` atomic at the caller (atomic_dir).
+    """
+    from dataclasses import asdict
+
+    directory = Path(directory)
+    onnx_path = export_onnx(model, directory / ONNX_FILE, opset, dynamo)
+    parity = check_parity(model, onnx_path)
+    return write_card(directory / CARD_FILE, config=asdict(model.config), window=model.config.window,
+                      onnx_path=onnx_path, opset=opset, dynamo=dynamo, parity=parity, **card_fields)
+
+
+# ----------------------------------------------------------------------------- card
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def params_hash(blocks: dict) -> str:
+    """sha256 of params blocks as canonical JSON (sorted keys, no whitespace): same params, same hash."""
+    canonical = json.dumps(blocks, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import aster
+
+    out = {"aster": aster.__version__}
+    for pkg in ("torch", "onnx", "onnxruntime-gpu", "transformers", "peft"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _strict_json(obj):
+    if isinstance(obj, dict):
+        return {k: _strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict_json(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+def make_card(*, dataset: str, series: str, channels: list[str], window: int, scaler: dict, threshold: dict,
+              config: dict | None, params: dict, metrics: dict | None, onnx_path: str | Path | None,
+              opset: int | None, dynamo: bool = False, parity: dict | None = None,
+              skipped: str | None = None) -> dict:
+    """The model card: everything a consumer needs to use `model.onnx` correctly, and where it came from.
+
+    `scaler` is the prepare stage's Scaler as a dict (mean, scale, channels); `threshold` is threshold.json;
+    `params` the params.yaml blocks behind the model (hashed). `skipped` (with `onnx_path=None`) records a model
+    that was not exported and why.
+    """
+    if len(scaler["mean"]) != len(channels) or len(scaler["scale"]) != len(channels):
+        raise ValueError(f"{dataset}/{series}: scaler has {len(scaler['mean'])} channels, card lists {len(channels)}")
+    if scaler.get("channels") is not None and list(scaler["channels"]) != list(channels):
+        raise ValueError(f"{dataset}/{series}: scaler channels {scaler['channels']} differ from model channels "
+                         f"{channels}")
+    if config is not None and (config["n_channels"], config["window"]) != (len(channels), window):
+        raise ValueError(f"{dataset}/{series}: model expects (window {config['window']}, {config['n_channels']} "
+                         f"channels) but the card has (window {window}, {len(channels)} channels)")
+    card = {
+        "format": CARD_FORMAT,
+        "dataset": dataset,
+        "series": series,
+        "exportable": skipped is None,
+        "channels": list(channels),  # the order of the last input axis
+        "n_channels": len(channels),
+        "window": int(window),
+        "input": {"name": INPUT, "shape": ["batch", int(window), len(channels)], "dtype": "float32",
+                  "preprocessing": "(x - scaler.mean) / scaler.scale per channel, then sliding windows"},
+        "output": {"name": OUTPUT, "shape": ["batch"], "dtype": "float32", "range": [0.0, 1.0],
+                   "meaning": "anomaly score of each window; higher = more anomalous"},
+        "scaler": {"mean": [float(v) for v in scaler["mean"]], "scale": [float(v) for v in scaler["scale"]]},
+        "threshold": {"threshold": float(threshold["threshold"]), **{k: v for k, v in threshold.items()
+                                                                     if k != "threshold"}},
+        "model": None if config is None else {"backbone": config.get("backbone"), "finetune": config.get("finetune"),
+                                              "config": config},
+        "params_sha256": params_hash(params),
+        "params_blocks": sorted(params),
+        "metrics": _strict_json(metrics),  # NaN (e.g. AUROC without anomalies) -> null: strict JSON readers
+        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "onnx": None,
+        "versions": _versions(),
+    }
+    if skipped is not None:
+        card["skipped"] = skipped
+    if onnx_path is not None:
+        card["onnx"] = {"file": Path(onnx_path).name, "sha256": sha256_file(onnx_path),
+                        "bytes": Path(onnx_path).stat().st_size, "opset": opset,
+                        "exporter": "dynamo" if dynamo else "legacy", "parity": parity}
+    return card
+
+
+def write_card(path: str | Path, **fields) -> dict:
+    """`make_card(**fields)` written atomically as JSON to `path`; returns the card."""
+    card = make_card(**fields)
+    write_json(path, card)
+    return card
+
+
+def load_card(directory: str | Path) -> dict:
+    """The card of an export directory, checked against its model.onnx (sha256) so they cannot drift apart."""
+    directory = Path(directory)
+    card_path, onnx_path = directory / CARD_FILE, directory / ONNX_FILE
+    if not card_path.exists():
+        raise FileNotFoundError(f"{card_path}: no model card (run `dvc repro export` or point ASTER_MODEL_DIR "
+                                f"at an export directory)")
+    card = json.loads(card_path.read_text())
+    if card.get("format") != CARD_FORMAT:
+        raise ValueError(f"{card_path}: format {card.get('format')!r}, expected {CARD_FORMAT!r}")
+    if not card.get("exportable", False):
+        raise ValueError(f"{card_path}: this model was not exported: {card.get('skipped', 'no reason given')}")
+    if not onnx_path.exists():
+        raise FileNotFoundError(f"{onnx_path}: missing (card.json is there)")
+    if sha256_file(onnx_path) != card["onnx"]["sha256"]:
+        raise ValueError(f"{onnx_path}: sha256 differs from {card_path}: the two files come from different exports")
+    return card
+
+
+# ----------------------------------------------------------------------------- onnxruntime session (torch-free)
+
+def onnx_session(path: str | Path, device: str = "auto", threads: int | None = None):
+    """(InferenceSession, providers actually in use).
+
+    `get_available_providers()` lists CUDA even where it cannot load (STACK.md §3), so CUDA is asked for and the
+    session's own providers are the truth. auto: CUDA if it really loads, else CPU (quietly); cuda: CUDA or a
+    clear error; cpu: CPU only.
+    """
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    providers = ["CPUExecutionProvider"]
+    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if importlib.util.find_spec("nvidia") is not None:  # CUDA/cuDNN from the nvidia-* wheels, if installed
+            ort.preload_dlls()
+    # auto: the failed CUDA load is expected on CPU hosts; hide its error line (4), we log the truth instead
+    ort.set_default_logger_severity(4 if device == "auto" else 3)
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    finally:
+        ort.set_default_logger_severity(3)
+    used = sess.get_providers()
+    if device == "cuda" and "CUDAExecutionProvider" not in used:
+        raise RuntimeError(f"device=cuda but onnxruntime could not load CUDA (providers in use: {used}); "
+                           f"onnxruntime-gpu {ort.__version__} needs CUDA 13 + cuDNN 9")
+    log.info("onnxruntime %s session for %s, providers in use: %s", ort.__version__, path, used)
+    return sess, used
+
+
+def session_scorer(sess):
+    """numpy (B, W, C) -> (B,) float32 scorer over an ORT session: the `scorer` aster.scoring accepts."""
+
+    def score(batch: np.ndarray) -> np.ndarray:
+        return sess.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    return score
+

@@ -1,0 +1,1 @@
+"""BentoML serving of exported ASTER models (serving.service:AnomalyScorer) and a small retrying client."""
