@@ -52,6 +52,17 @@ class Paths:
         self.export = root / "export" / dataset
 
 
+def stage_dataset(description: str | None) -> str:
+    """Parse a stage script's command line (one argument: the dataset key) and set up logging."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("dataset", help="a key of `datasets:` in params.yaml")
+    dataset = parser.parse_args().dataset
+    setup_logging()
+    return dataset
+
+
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)

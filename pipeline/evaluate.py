@@ -7,13 +7,12 @@ it: F1 at the label-free production threshold saved by `train` (validation score
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 
 import numpy as np
 
-from pipeline.common import Paths, one_line_errors, params, setup_logging
+from pipeline.common import Paths, one_line_errors, params, stage_dataset
 
 log = logging.getLogger("evaluate")
 HEADLINE = ("f1", "auroc", "aupr", "vus_roc", "vus_pr")
@@ -112,13 +111,10 @@ def run(p: dict, paths: Paths) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    args = parser.parse_args()
-    setup_logging()
+    dataset = stage_dataset(__doc__)
     with one_line_errors():
-        mean = run(params("window", "evaluate"), Paths(args.dataset))["mean"]
-    print(f"{args.dataset}: " + ", ".join(f"{k} {mean[k]:.3f}" for k in HEADLINE))
+        mean = run(params("window", "evaluate"), Paths(dataset))["mean"]
+    print(f"{dataset}: " + ", ".join(f"{k} {mean[k]:.3f}" for k in HEADLINE))
 
 
 if __name__ == "__main__":

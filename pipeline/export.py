@@ -9,11 +9,10 @@ and serving refuses such a directory with that reason.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 
-from pipeline.common import Paths, one_line_errors, params, setup_logging
+from pipeline.common import Paths, one_line_errors, params, stage_dataset
 
 log = logging.getLogger("export")
 LINEAGE_BLOCKS = ("window", "prepare", "model", "train", "export")  # params behind an exported model (hashed)
@@ -79,15 +78,12 @@ def run(p: dict, paths: Paths) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    args = parser.parse_args()
-    setup_logging()
+    dataset = stage_dataset(__doc__)
     with one_line_errors():
         # window + export drive the stage; the other lineage blocks are only hashed into the card
-        cards = run(params("datasets", *LINEAGE_BLOCKS), Paths(args.dataset))
+        cards = run(params("datasets", *LINEAGE_BLOCKS), Paths(dataset))
     n = sum(c["exportable"] for c in cards)
-    print(f"{args.dataset}: exported {n} of {len(cards)} series to {Paths(args.dataset).export}")
+    print(f"{dataset}: exported {n} of {len(cards)} series to {Paths(dataset).export}")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 
-from pipeline.common import Paths, dataset_spec, one_line_errors, setup_logging
+from pipeline.common import Paths, dataset_spec, one_line_errors, stage_dataset
 
 log = logging.getLogger("ingest")
 
@@ -24,12 +23,9 @@ def run(spec: dict, paths: Paths) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    args = parser.parse_args()
-    setup_logging()
+    dataset = stage_dataset(__doc__)
     with one_line_errors():
-        run(dataset_spec(args.dataset), Paths(args.dataset))
+        run(dataset_spec(dataset), Paths(dataset))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 
-from pipeline.common import Paths, one_line_errors, params, setup_logging
+from pipeline.common import Paths, one_line_errors, params, stage_dataset
 
 log = logging.getLogger("prepare")
 
@@ -24,12 +23,9 @@ def run(p: dict, paths: Paths) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    args = parser.parse_args()
-    setup_logging()
+    dataset = stage_dataset(__doc__)
     with one_line_errors():
-        run(params("window", "prepare"), Paths(args.dataset))
+        run(params("window", "prepare"), Paths(dataset))
 
 
 if __name__ == "__main__":

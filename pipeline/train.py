@@ -7,13 +7,12 @@ Both save the label-free production threshold computed on validation scores only
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 
 import numpy as np
 
-from pipeline.common import Paths, one_line_errors, params, setup_logging
+from pipeline.common import Paths, one_line_errors, params, stage_dataset
 
 log = logging.getLogger("train")
 
@@ -97,12 +96,9 @@ def _final_losses(paths: Paths) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    args = parser.parse_args()
-    setup_logging()
+    dataset = stage_dataset(__doc__)
     with one_line_errors():
-        run(params("window", "model", "train"), Paths(args.dataset))
+        run(params("window", "model", "train"), Paths(dataset))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from pipeline.common import Paths, params, setup_logging
+from pipeline.common import Paths, params, stage_dataset
 
 
 def run(p: dict, paths: Paths) -> list[str]:
@@ -23,19 +22,16 @@ def run(p: dict, paths: Paths) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    args = parser.parse_args()
-    setup_logging()
-    paths = Paths(args.dataset)
+    dataset = stage_dataset(__doc__)
+    paths = Paths(dataset)
     failures = run(params("window", "prepare"), paths)
     if failures:
-        print(f"validation of '{args.dataset}' failed ({len(failures)} expectations; report: {paths.validation}):",
+        print(f"validation of '{dataset}' failed ({len(failures)} expectations; report: {paths.validation}):",
               file=sys.stderr)
         for line in failures:
             print(f"  - {line}", file=sys.stderr)
         raise SystemExit(1)
-    print(f"validation of '{args.dataset}': all expectations met")
+    print(f"validation of '{dataset}': all expectations met")
 
 
 if __name__ == "__main__":
