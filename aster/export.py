@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from aster.io import atomic_path, write_json
+from aster.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +139,6 @@ def export_model(model, directory: str | Path, *, opset: int = 17, dynamo: bool 
 
 
 # ----------------------------------------------------------------------------- card
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def params_hash(blocks: dict) -> str:
     """sha256 of params blocks as canonical JSON (sorted keys, no whitespace): same params, same hash."""

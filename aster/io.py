@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -42,6 +43,12 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     with atomic_path(path, ".npy") as tmp:
         with open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Streamed sha256 of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _json_default(o: Any) -> Any:

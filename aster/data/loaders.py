@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from aster.data import DataError, Dataset
+from aster.io import sha256_file as io_sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,7 @@ def sha256_file(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_CACHE:
-        with open(path, "rb") as f:
-            _SHA_CACHE[key] = hashlib.file_digest(f, "sha256").hexdigest()
+        _SHA_CACHE[key] = io_sha256_file(path)
     return _SHA_CACHE[key]
 
 
