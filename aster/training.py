@@ -6,10 +6,13 @@ The model only has to provide `training_losses(x) -> {"loss": total, <name>: det
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +26,9 @@ from tqdm.auto import tqdm
 from aster.io import atomic_path
 from aster.windows import SlidingWindows
 
+log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
-# Changing these between an interrupted run and its resumption would silently break exactness.
+# What a checkpoint must have been trained with to be resumed: the data, the model and these settings.
 _RESUME_KEYS = ("batch_size", "lr", "momentum", "weight_decay", "seed", "stride")
 
 
@@ -108,6 +112,19 @@ def _seed(seed: int) -> None:
     random.seed(seed)
 
 
+def run_fingerprint(model: nn.Module, windows: SlidingWindows, cfg: TrainConfig) -> str:
+    """sha256 of what a resumable run depends on: training data, model config and the optimisation settings.
+
+    A checkpoint is resumed only when this matches, so new data or params (e.g. a DVC re-run after `data.dvc`
+    changed) start a fresh run instead of silently continuing, or returning, the old one.
+    """
+    h = hashlib.sha256(np.ascontiguousarray(windows.series).tobytes())
+    model_config = asdict(model.config) if is_dataclass(getattr(model, "config", None)) else repr(model)
+    h.update(json.dumps({"model": model_config, "window": windows.window,
+                         **{k: getattr(cfg, k) for k in _RESUME_KEYS}}, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint written by `train` (a file, or the out_dir holding checkpoint.pt), on CPU."""
     path = Path(path)
@@ -161,12 +178,12 @@ def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, de
     loader_gen = torch.Generator()  # base seed of DataLoader workers; saved so a resumed run draws the same
     ckpt_path = out_dir / CHECKPOINT
     start, history = 0, []
-    if resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
-        for k in _RESUME_KEYS:
-            if ck["config"][k] != getattr(cfg, k):
-                raise ValueError(f"{ckpt_path}: written with {k}={ck['config'][k]!r}, config has {getattr(cfg, k)!r}; "
-                                 "pass resume=False or use another out_dir")
+    fingerprint = run_fingerprint(model, windows, cfg)
+    ck = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
+    if ck is not None and ck.get("fingerprint") != fingerprint:
+        log.warning("%s was written for other data, model or settings: starting afresh", ckpt_path)
+        ck = None
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start, history = ck["epoch"], ck["history"]
@@ -236,7 +253,7 @@ def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, de
         if rank == 0:
             with atomic_path(ckpt_path, ".pt") as tmp:
                 torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                            "config": asdict(cfg), "history": history, "rng": rngs,
+                            "config": asdict(cfg), "fingerprint": fingerprint, "history": history, "rng": rngs,
                             "loader_generator": loader_gen.get_state(), "world_size": world}, tmp)
             if live is not None:  # after the checkpoint: a crash in between is replayed on resume, never doubled
                 _log_live(live, history)

@@ -109,8 +109,18 @@ def test_resume_is_bit_identical(tmp_path):
     assert_same_weights(load_weights(make_model(seed=5), tmp_path / "resumed"), straight)
     # a finished run resumed again does nothing
     assert drop_timing(train(resumed, x, CFG, tmp_path / "resumed", progress=False)) == drop_timing(h_straight)
-    with pytest.raises(ValueError, match="written with lr=0.05, config has 0.1"):
-        train(make_model(), x, TrainConfig(**{**CFG.__dict__, "lr": 0.1}), tmp_path / "resumed", progress=False)
+
+
+def test_checkpoint_of_other_data_or_settings_is_not_resumed(tmp_path):
+    x = toy_series()
+    train(make_model(), x, CFG, tmp_path / "run", progress=False)
+    for other_x, cfg in ((x, TrainConfig(**{**CFG.__dict__, "lr": 0.1})), (toy_series(seed=1), CFG)):
+        model = make_model()
+        train(model, other_x, cfg, tmp_path / "run", progress=False)
+        assert model.calls == 3 * 19  # all three epochs ran again: a fresh start, not the old run's result
+    straight = make_model()
+    train(straight, toy_series(seed=1), CFG, tmp_path / "straight", progress=False)
+    assert_same_weights(straight, load_weights(make_model(), tmp_path / "run"))
 
 
 def test_crash_while_writing_checkpoint_keeps_previous(tmp_path, monkeypatch):
