@@ -1,0 +1,45 @@
+"""The DVC stage functions on a tiny synthetic dataset: outputs, a failing validation, atomic outputs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from aster.data import DataError
+from pipeline import ingest, prepare, validate
+from pipeline.common import Paths
+
+SPEC = {"loader": "synthetic", "path": None, "options": {"train_length": 1000, "test_length": 2000, "n_channels": 8}}
+P = {"window": 50, "prepare": {"train_fraction": 0.8}}
+
+
+def test_ingest_validate_prepare(tmp_path):
+    paths = Paths("toy", tmp_path)
+    ingest.run(SPEC, paths)
+    assert sorted(f.name for f in paths.ingested.iterdir()) == ["synthetic.json", "synthetic.npz"]
+    assert validate.run(P, paths) == []
+    assert json.loads(paths.validation.read_text())["success"] is True
+    prepare.run(P, paths)
+    out = paths.prepared / "synthetic"
+    assert {f.name for f in out.iterdir()} == {"train.npy", "val.npy", "test.npy", "test_labels.npy", "scaler.json",
+                                               "meta.json"}
+    assert np.load(out / "train.npy").shape == (800, 8)
+
+
+def test_failed_validation_lists_expectations_and_blocks(tmp_path):
+    paths = Paths("toy", tmp_path)
+    ingest.run(SPEC, paths)
+    failures = validate.run({**P, "window": 900}, paths)  # 200 validation rows < one window of 900
+    assert failures and all(f.startswith("synthetic [") for f in failures)
+    assert json.loads(paths.validation.read_text())["success"] is False
+
+
+def test_prepare_failure_leaves_previous_output(tmp_path):
+    paths = Paths("toy", tmp_path)
+    ingest.run(SPEC, paths)
+    prepare.run(P, paths)
+    before = (paths.prepared / "synthetic" / "scaler.json").read_text()
+    with pytest.raises(DataError, match="fewer than one window"):
+        prepare.run({**P, "window": 900}, paths)
+    assert (paths.prepared / "synthetic" / "scaler.json").read_text() == before
+    assert [p.name for p in paths.prepared.parent.iterdir()] == ["toy"]  # no temporary directory left behind
