@@ -135,3 +135,14 @@ def test_bench_ingest_smoke(tmp_path):
     peaks = np.array([s["traced_peak_mb"] for s in data["scaling"]])
     assert (np.diff(peaks) > 0).all()  # grows with the series
     assert json.loads((tmp_path / "ingest.smoke.json").read_text())["name"] == "ingest"
+
+
+def test_bench_serving_smoke():
+    """The load + engine benchmark end to end on a tiny model: a real `bentoml serve`, bounded in time."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_serving.py"), "--smoke"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "windows/s" in out.stdout + out.stderr
