@@ -243,6 +243,31 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
+    if not args.smoke:  # smoke runs (CI) leave the recorded figures alone
+        write_speed_tables(results, args.smoke)
+
+
+def write_speed_tables(results: dict, smoke: bool) -> None:
+    """benchmarks/results/speed/serving*.json, the tables BENCHMARKS.md shows (report.py)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.common import write_speed
+
+    notes = [f"model {results['env']['model']}; load average {results['env']['loadavg_1m_at_start']:.1f} at start, "
+             f"{results['env']['loadavg_1m_at_end']:.1f} at end on {results['env']['cpus']} CPUs"]
+    if "engines" in results:
+        rows = [[r["engine"], r["batch"] if "batch" in r else "", f"{r['windows_per_s']:.1f}",
+                 f"{r['latency_ms_p50']:.1f}"] for r in results["engines"]["rows"]]
+        write_speed("serving_engines", "In-process scoring: onnxruntime vs PyTorch eager",
+                    ["engine", "batch", "windows/s", "latency p50 (ms)"], rows, notes, results["engines"], smoke)
+    if "load" in results:
+        rows = [[r["concurrency"], r["requests_ok"], r["errors"], r["retried_503"], f"{r['requests_per_s']:.1f}",
+                 f"{r['windows_per_s']:.1f}", f"{r['latency_ms_p50']:.0f}", f"{r['latency_ms_p99']:.0f}"]
+                for r in results["load"]]
+        write_speed("serving_load", "HTTP load on `bentoml serve` (/score, loopback)",
+                    ["clients", "ok", "errors", "503 retried", "req/s", "windows/s", "p50 ms", "p99 ms"], rows,
+                    notes, {"rows": results["load"]}, smoke)
 
 
 if __name__ == "__main__":
