@@ -262,7 +262,7 @@ def write_speed_tables(results: dict, smoke: bool) -> None:
         write_speed("serving_engines", "In-process scoring: onnxruntime vs PyTorch eager",
                     ["engine", "batch", "windows/s", "latency p50 (ms)"], rows, notes, results["engines"], smoke)
     if "load" in results:
-        rows = [[r["concurrency"], r["requests_ok"], r["errors"], r["retried_503"], f"{r['requests_per_s']:.1f}",
+        rows = [[r["concurrency"], r["requests_ok"], sum(r["errors"].values()), r["retried_503"], f"{r['requests_per_s']:.1f}",
                  f"{r['windows_per_s']:.1f}", f"{r['latency_ms_p50']:.0f}", f"{r['latency_ms_p99']:.0f}"]
                 for r in results["load"]]
         write_speed("serving_load", "HTTP load on `bentoml serve` (/score, loopback)",
