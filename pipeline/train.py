@@ -21,8 +21,10 @@ def aster_config(model_params: dict, n_channels: int, window: int):
     from aster.model import AsterConfig
 
     known = {f.name for f in dataclasses.fields(AsterConfig)}
-    kwargs = {k: v for k, v in model_params.items() if k in known}
-    return AsterConfig(n_channels=n_channels, window=window, **kwargs)
+    unknown = set(model_params) - known - {"name", "baseline"}
+    if unknown:
+        raise ValueError(f"params.yaml model: unknown key(s) {sorted(unknown)}; AsterConfig has {sorted(known)}")
+    return AsterConfig(n_channels=n_channels, window=window, **{k: v for k, v in model_params.items() if k in known})
 
 
 def train_aster(prepared, sid: str, p: dict, paths: Paths, out) -> dict:
