@@ -37,7 +37,10 @@ def train_aster(prepared, sid: str, p: dict, paths: Paths, out) -> dict:
     from aster.training import TrainConfig, train
 
     tp = p["train"]
-    cfg = TrainConfig(**{k: v for k, v in tp.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    if set(tp) - fields - {"threshold"}:
+        raise ValueError(f"params.yaml train: unknown key(s) {sorted(set(tp) - fields - {'threshold'})}")
+    cfg = TrainConfig(**{k: v for k, v in tp.items() if k in fields})
     torch.manual_seed(cfg.seed)
     model = Aster(aster_config(p["model"], prepared.train.shape[1], p["window"]))
     log.info("%s: ASTER %s/%s, %d trainable of %d parameters", sid, model.config.backbone, model.config.finetune,
