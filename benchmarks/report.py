@@ -84,11 +84,12 @@ VUS-PR. What we
 believe limits it: (1) the classifier separates normal windows from pseudo-anomalies almost perfectly within a few
 epochs (`cls_normal`, `cls_pseudo` near 0.01 on MSL), i.e. the generator loses the adversarial game and its
 pseudo-anomalies collapse to a small region (see the feature PCA in `plots/`), so the decision boundary says little
-about real anomalies; (2) the feature extractor is trained only to make normal windows look normal to the classifier,
-which it can do for anomalous windows too. The Daphnet ablations support (2): with the LM frozen (adapter and
-projection still trained) ASTER reaches AUROC 0.919 and VUS-PR 0.462 there, against 0.779 and 0.206 with LoRA,
-the opposite of the paper's PSM/PUMP ablation; the ablations ran on Daphnet rather than MSL because an MSL run
-costs about 15-20 CPU minutes each; (3) the CPU budget: stride-10 training windows and 5 epochs. On the
+about real anomalies; (2) training is short and, we suspect, unstable: the Daphnet ablations (one seed, about 60
+SGD steps each) span AUROC 0.74-0.96, with the default LoRA setting second worst and full fine-tuning best, which
+does not match the paper's PSM/PUMP ordering; with one seed we cannot separate a real effect of the components from
+run-to-run variance, so the ordering should not be read as a finding yet (extra seeds: `--set train.seed=...
+--tag ...`). The ablations ran on Daphnet rather than MSL because an MSL run costs about 15-20 CPU minutes each;
+(3) the CPU budget: stride-10 training windows and 5 epochs. On the
 synthetic default (5 epochs, 50 SGD steps) ASTER's AUROC is 0.41, below chance. The datasets and ablations without
 an ASTER row were not run for lack of CPU time in that session; `benchmarks/run.py` produces them with the commands
 above.
