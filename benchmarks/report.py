@@ -86,9 +86,11 @@ epochs (`cls_normal`, `cls_pseudo` near 0.01 on MSL), i.e. the generator loses t
 pseudo-anomalies collapse to a small region (see the feature PCA in `plots/`), so the decision boundary says little
 about real anomalies; (2) training is short and, we suspect, unstable: the Daphnet ablations (one seed, about 60
 SGD steps each) span AUROC 0.74-0.96, with the default LoRA setting second worst and full fine-tuning best, which
-does not match the paper's PSM/PUMP ordering; with one seed we cannot separate a real effect of the components from
+does not match the paper's PSM/PUMP ordering, and on MSL the frozen LM is worse than LoRA (AUROC 0.552 vs 0.633); with one seed we cannot separate a real effect of the components from
 run-to-run variance, so the ordering should not be read as a finding yet (extra seeds: `--set train.seed=...
---tag ...`). The ablations ran on Daphnet rather than MSL because an MSL run costs about 15-20 CPU minutes each;
+--tag ...`). The other ablations ran on Daphnet only because an MSL run costs about 13 minutes of the 2-core machine (the
+frozen MSL run: 759 s train + evaluate on a quiet machine; the default MSL row's 3,883 s was measured while
+other jobs loaded the CPU);
 (3) the CPU budget: stride-10 training windows and 5 epochs. On the
 synthetic default (5 epochs, 50 SGD steps) ASTER's AUROC is 0.41, below chance. The datasets and ablations without
 an ASTER row were not run for lack of CPU time in that session; `benchmarks/run.py` produces them with the commands
