@@ -1021,35 +1021,22 @@ def load_asd(path: Path, *, entities: Sequence[int | str] | None = None, gap_pol
 # ---------------------------------------------------------------------------------------------------------------
 # Our ingested format (aster.data.store): <id>.npz (train, test, test_labels, channels) + <id>.json
 
-_NPZ_KEYS = ("train", "test", "test_labels", "channels")
-
 
 @register("npz")
 def load_npz(path: Path) -> list[Dataset]:
     """Ingested series (`aster.data.store.save_series`): one .npz, or every .npz of a directory."""
+    from aster.data.store import read_series
+
     files = [path] if path.is_file() else sorted(path.glob("*.npz"))
     if not files:
         raise DataError(f"{path}: no .npz files")
     out = []
     for f in files:
-        try:
-            with np.load(f, allow_pickle=False) as z:
-                missing = [k for k in _NPZ_KEYS if k not in z.files]
-                if missing:
-                    raise DataError(f"{f}: no array {missing[0]!r} (has {z.files})")
-                arrays = {k: z[k] for k in _NPZ_KEYS}
-        except (ValueError, OSError, zipfile.BadZipFile) as e:
-            if isinstance(e, DataError):
-                raise
-            raise DataError(f"{f}: not a readable .npz ({_oneline(e)})") from None
-        side = f.with_suffix(".json")
-        meta = json.loads(side.read_text()) if side.exists() else {}
-        sha = {str(f): sha256_file(f)}
-        prov = _provenance("npz", sha, ["round trip of our ingested format"], original=meta.get("provenance", {}))
-        _check_len(arrays["test_labels"], len(arrays["test"]), str(f), str(f))
-        out.append(Dataset(meta.get("name", f.stem), arrays["train"], arrays["test"],
-                           _labels01(arrays["test_labels"], str(f), "test_labels", 0),
-                           [str(c) for c in arrays["channels"]], prov))
+        ds = read_series(f)
+        prov = _provenance("npz", {str(f): sha256_file(f)}, ["round trip of our ingested format"],
+                           original=ds.provenance)
+        out.append(Dataset(ds.name, ds.train, ds.test, _labels01(ds.test_labels, str(f), "test_labels", 0),
+                           ds.channels, prov))
     return out
 
 

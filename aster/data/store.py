@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from aster.data import DataError, Dataset
 from aster.io import atomic_path, write_json
+
+
+ARRAYS = ("train", "test", "test_labels", "channels")  # the arrays of one ingested .npz
 
 
 def series_id(name: str) -> str:
@@ -28,16 +32,32 @@ def save_series(ds: Dataset, directory: str | Path) -> Path:
     return directory / f"{sid}.npz"
 
 
+def read_series(path: str | Path) -> Dataset:
+    """One ingested series (.npz arrays + its .json side file); a one-line DataError if it is not one."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ARRAYS if k not in z.files]
+            if missing:
+                raise DataError(f"{path}: no array {missing[0]!r} (has {z.files})")
+            arrays = {k: z[k] for k in ARRAYS}
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a readable .npz ({' '.join(str(e).split())})") from None
+    if len(arrays["test_labels"]) != len(arrays["test"]):
+        raise DataError(f"{path}: {len(arrays['test_labels'])} test labels for {len(arrays['test'])} test rows")
+    side = path.with_suffix(".json")
+    meta = json.loads(side.read_text()) if side.exists() else {}
+    return Dataset(name=meta.get("name", path.stem), train=arrays["train"], test=arrays["test"],
+                   test_labels=arrays["test_labels"], channels=[str(c) for c in arrays["channels"]],
+                   provenance=meta.get("provenance", {}))
+
+
 def load_series(directory: str | Path) -> list[Dataset]:
     """All series of an ingested dataset directory, in name order."""
     directory = Path(directory)
     files = sorted(directory.glob("*.npz"))
     if not files:
         raise DataError(f"{directory}: no ingested series (*.npz) found; run the ingest stage first")
-    out = []
-    for path in files:
-        meta = json.loads(path.with_suffix(".json").read_text())
-        with np.load(path, allow_pickle=False) as z:
-            out.append(Dataset(name=meta["name"], train=z["train"], test=z["test"], test_labels=z["test_labels"],
-                               channels=[str(c) for c in z["channels"]], provenance=meta["provenance"]))
-    return out
+    return [read_series(path) for path in files]
