@@ -53,6 +53,17 @@ COMPARABILITY: dict[str, tuple[bool, str]] = {
     "daphnet": (False, "one TSB-AD-M series; TAB's Daphnet is the mean over 7 recordings (S01R02 ... S08R01)"),
 }
 
+# The ASTER paper's own ablations (ASTER.md; GPT-2 backbone, seed 2021): variant -> dataset -> (F1, AUROC, AUPR).
+# Other datasets than ours (PSM, PUMP are not in ../shared/data), so a reference for the ordering, not the values.
+PAPER_ABLATIONS: dict[str, dict[str, tuple[float, float, float]]] = {
+    "no_lm": {"PSM": (0.479, 0.669, 0.447), "PUMP": (0.021, 0.460, 0.087)},
+    "frozen": {"PSM": (0.354, 0.496, 0.389), "PUMP": (0.370, 0.802, 0.199)},
+    "full": {"PSM": (0.361, 0.499, 0.417), "PUMP": (0.265, 0.707, 0.146)},
+    "lora": {"PSM": (0.512, 0.697, 0.501), "PUMP": (0.458, 0.839, 0.254)},
+    "mlp": {"PSM": (0.497, 0.724, 0.471), "PUMP": (0.016, 0.307, 0.069)},
+}
+
+
 def best(dataset: str, metric: str) -> tuple[float, str] | None:
     return BEST.get(dataset, {}).get(metric)
 

@@ -27,6 +27,10 @@ OUT = ROOT / "BENCHMARKS.md"
 PNG = ROOT / "benchmarks" / "benchmarks.png"
 DATASET_ORDER = ("msl", "asd", "skab", "smd", "daphnet")
 MODEL_ORDER = ("aster", "kmeans", "hbos", "iforest", "knn", "pca", "lof", "cblof")
+# The paper's ablations as benchmarks/run.py tags (README: `--set model.backbone=none --tag aster-no-lm`, ...).
+ABLATIONS = (("aster-no-lm", "no_lm", "adapter only (no LM)"), ("aster-frozen", "frozen", "frozen LM"),
+             ("aster-full", "full", "full fine-tuning"), ("aster", "lora", "LoRA (default)"),
+             ("aster-mlp", "mlp", "MLP classifier"))
 COLUMNS = (("f1", "F1"), ("f1_label_free", "F1 label-free"), ("auroc", "AUROC"), ("aupr", "AUPR"),
            ("vus_roc", "VUS-ROC"), ("vus_pr", "VUS-PR"))
 
@@ -193,6 +197,29 @@ def dataset_table(name: str, results: dict[str, dict]) -> list[str]:
     return lines + [""]
 
 
+def ablation_table(name: str, results: dict[str, dict]) -> list[str]:
+    """The paper's ablations run on one dataset, next to the paper's own ablation numbers (other datasets)."""
+    present = [a for a in ABLATIONS if a[0] in results]
+    if len(present) < 2:
+        return []
+    keys = ("f1", "auroc", "aupr", "vus_roc", "vus_pr")
+    paper_sets = sorted({d for v in published.PAPER_ABLATIONS.values() for d in v})
+    lines = [f"### Ablations on {name.upper()}", "",
+             "Each row differs from the default run only by its overrides (same seed, data and harness). The "
+             f"paper's columns are its own ablations (GPT-2) on {' and '.join(paper_sets)}, datasets we do not have: "
+             "compare the ordering, not the values.", "",
+             "| variant | tag (overrides) | F1 | AUROC | AUPR | VUS-ROC | VUS-PR | "
+             + " | ".join(f"paper {d} F1 / AUROC / AUPR" for d in paper_sets) + " |",
+             "|---|---|" + "---:|" * (len(keys) + len(paper_sets))]
+    for tag, variant, label in present:
+        r = results[tag]
+        overrides = " ".join(r.get("run", {}).get("overrides", [])) or "defaults"
+        paper = [" / ".join(f"{v:.3f}" for v in published.PAPER_ABLATIONS[variant][d]) for d in paper_sets]
+        lines.append(f"| {label} | {tag} ({overrides}) | " + " | ".join(fmt(r["mean"].get(k)) for k in keys)
+                     + " | " + " | ".join(paper) + " |")
+    return lines + [""]
+
+
 def chart(runs: dict[str, dict[str, dict]], path: Path) -> Path | None:
     """Grouped bars: VUS-PR and AUROC per dataset (groups) per model (bars); a black tick = TAB's published best."""
     import matplotlib
@@ -270,7 +297,7 @@ def render(results: Path, out: Path, png: Path) -> str:
     if not runs:
         lines += ["No results yet: run `benchmarks/run.py`.", ""]
     for name in _order(runs, DATASET_ORDER):
-        lines += dataset_table(name, runs[name])
+        lines += dataset_table(name, runs[name]) + ablation_table(name, runs[name])
     lines += speed_section(results / "speed")
     if failed:
         lines += ["## Failed runs", ""] + [f"- {f['dataset']} / {f['tag']}: {f['error']}" for f in failed] + [""]

@@ -146,3 +146,20 @@ def test_bench_serving_smoke():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "windows/s" in out.stdout + out.stderr
+
+
+def test_ablation_table_puts_our_variants_next_to_the_papers():
+    report, published = script("report"), script("published")
+
+    def result(auroc, overrides):
+        return {"mean": {"f1": 0.2, "auroc": auroc, "aupr": 0.1, "vus_roc": 0.6, "vus_pr": 0.2},
+                "run": {"overrides": overrides}}
+
+    assert report.ablation_table("msl", {"aster": result(0.6, []), "hbos": result(0.9, [])}) == []  # one variant
+    lines = report.ablation_table("msl", {"aster": result(0.633, []), "hbos": result(0.9, []),
+                                          "aster-no-lm": result(0.512, ["model.backbone=none"])})
+    rows = [line for line in lines if line.startswith("| ") and "variant" not in line]
+    assert len(rows) == 2 and rows[0].startswith("| adapter only (no LM) | aster-no-lm (model.backbone=none) |")
+    assert "| 0.512 |" in rows[0] and "| 0.633 |" in rows[1] and "defaults" in rows[1]
+    psm_lora = " / ".join(f"{v:.3f}" for v in published.PAPER_ABLATIONS["lora"]["PSM"])
+    assert psm_lora == "0.512 / 0.697 / 0.501" and psm_lora in rows[1]
