@@ -245,14 +245,14 @@ def chart(runs: dict[str, dict[str, dict]], path: Path) -> Path | None:
     if not datasets:
         return None
     tags = _order({t for d in datasets for t in runs[d]}, MODEL_ORDER)
-    colors = plt.get_cmap("tab10")
+    colors = plt.get_cmap("tab20")  # one colour per tag up to 20 tags
     fig, axes = plt.subplots(2, 1, figsize=(max(7, 1.6 * len(datasets) * max(1, len(tags)) / 4), 7), sharex=True)
     width = 0.8 / len(tags)
     x = np.arange(len(datasets))
     for ax, (key, label) in zip(axes, (("vus_pr", "VUS-PR"), ("auroc", "AUROC"))):
         for i, tag in enumerate(tags):
             vals = [runs[d][tag]["mean"].get(key, np.nan) if tag in runs[d] else np.nan for d in datasets]
-            ax.bar(x - 0.4 + width * (i + 0.5), vals, width, label=tag, color=colors(i % 10))
+            ax.bar(x - 0.4 + width * (i + 0.5), vals, width, label=tag, color=colors(i % 20))
         for j, d in enumerate(datasets):
             pub = published.best(d, key)
             if pub:
