@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(child_stage(job) if "stage" in job else child_scaling(job)))
         return {}
 
+    from aster.data.store import load_series
     from benchmarks.common import write_speed
 
     spec, name = (SMOKE, "synthetic") if args.smoke else (SMD, "smd-concat")
@@ -127,15 +128,12 @@ def main(argv: list[str] | None = None) -> dict:
         common = {"name": name, "root": root, "spec": spec, "window": window}
         ing = run_child({**common, "stage": "ingest"})
         ingested = Path(root) / "data" / "ingested" / name
-        npz = sorted(ingested.glob("*.npz"))
-        meta = json.loads(npz[0].with_suffix(".json").read_text())
-        import numpy as np
-
-        with np.load(npz[0]) as z:
-            shape_train, shape_test = z["train"].shape, z["test"].shape
-            array_mb = (z["train"].nbytes + z["test"].nbytes) / 2**20
+        series = load_series(ingested)[0]
+        series_name, shape_train, shape_test = series.name, series.train.shape, series.test.shape
+        array_mb = (series.train.nbytes + series.test.nbytes) / 2**20
+        del series
         prep = run_child({**common, "stage": "prepare"})
-        print(f"{meta['name']}: train {shape_train}, test {shape_test} float32 = {array_mb:.0f} MB")
+        print(f"{series_name}: train {shape_train}, test {shape_test} float32 = {array_mb:.0f} MB")
         for label, r in (("ingest", ing), ("prepare", prep)):
             print(f"  {label:8s} {r['seconds']:7.1f} s   peak RSS {r['maxrss_mb']:7.0f} MB "
                   f"(+{r['maxrss_mb'] - r['rss_after_imports_mb']:.0f} MB over imports)")
@@ -157,14 +155,14 @@ def main(argv: list[str] | None = None) -> dict:
                      f"{s['seconds']:.1f}", "", f"{s['traced_peak_mb']:.0f} (traced)",
                      f"{s['traced_peak_mb'] / full['traced_peak_mb']:.2f} (length {s['rows'] / full['rows']:.2f})",
                      f"{s['materialised_windows_mb'] / 1024:.2f}"])
-    notes = [f"series: {meta['name']}, train {shape_train[0]:,} x {shape_train[1]} + test {shape_test[0]:,} rows, "
+    notes = [f"series: {series_name}, train {shape_train[0]:,} x {shape_train[1]} + test {shape_test[0]:,} rows, "
              f"float32 arrays {array_mb:.0f} MB; window {window}",
              "ingest/prepare: the pipeline's stage functions, each in a fresh child process; peak RSS = getrusage "
              "ru_maxrss of that child (includes the ~interpreter and imports), '+' = above the RSS after imports",
              "scaling rows: tracemalloc peak over prepare + save + memory-mapped load + fetching every stride-1 "
              "training window in batches of 256; 'ratio' = peak / peak at full length; the last column is what "
              "holding every window in memory at once would take"]
-    data = {"series": meta["name"], "train_shape": shape_train, "test_shape": shape_test, "array_mb": array_mb,
+    data = {"series": series_name, "train_shape": shape_train, "test_shape": shape_test, "array_mb": array_mb,
             "ingest": ing, "prepare": prep, "scaling": scaling, "window": window}
     write_speed("ingest", "Ingest and prepare: wall time, peak memory, linear windowing",
                 ["step", "seconds", "peak RSS MB", "memory above imports MB", "ratio", "materialised windows GB"],

@@ -244,10 +244,10 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     if not args.smoke:  # smoke runs (CI) leave the recorded figures alone
-        write_speed_tables(results, args.smoke)
+        write_speed_tables(results)
 
 
-def write_speed_tables(results: dict, smoke: bool) -> None:
+def write_speed_tables(results: dict) -> None:
     """benchmarks/results/speed/serving*.json, the tables BENCHMARKS.md shows (report.py)."""
     import sys
 
@@ -260,14 +260,14 @@ def write_speed_tables(results: dict, smoke: bool) -> None:
         rows = [[r["engine"], r["batch"] if "batch" in r else "", f"{r['windows_per_s']:.1f}",
                  f"{r['latency_ms_p50']:.1f}"] for r in results["engines"]["rows"]]
         write_speed("serving_engines", "In-process scoring: onnxruntime vs PyTorch eager",
-                    ["engine", "batch", "windows/s", "latency p50 (ms)"], rows, notes, results["engines"], smoke)
+                    ["engine", "batch", "windows/s", "latency p50 (ms)"], rows, notes, results["engines"], smoke=False)
     if "load" in results:
         rows = [[r["concurrency"], r["requests_ok"], sum(r["errors"].values()), r["retried_503"], f"{r['requests_per_s']:.1f}",
                  f"{r['windows_per_s']:.1f}", f"{r['latency_ms_p50']:.0f}", f"{r['latency_ms_p99']:.0f}"]
                 for r in results["load"]]
         write_speed("serving_load", "HTTP load on `bentoml serve` (/score, loopback)",
                     ["clients", "ok", "errors", "503 retried", "req/s", "windows/s", "p50 ms", "p99 ms"], rows,
-                    notes, {"rows": results["load"]}, smoke)
+                    notes, {"rows": results["load"]}, smoke=False)
 
 
 if __name__ == "__main__":

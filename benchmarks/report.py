@@ -215,7 +215,6 @@ def ablation_table(name: str, results: dict[str, dict]) -> list[str]:
     present = [a for a in ABLATIONS if a[0] in results]
     if len(present) < 2:
         return []
-    keys = ("f1", "auroc", "aupr", "vus_roc", "vus_pr")
     paper_sets = sorted({d for v in published.PAPER_ABLATIONS.values() for d in v})
     lines = [f"### Ablations on {name.upper()}", "",
              "Each row differs from the default run only by its overrides (same seed, data and harness). The "
@@ -223,12 +222,12 @@ def ablation_table(name: str, results: dict[str, dict]) -> list[str]:
              "compare the ordering, not the values.", "",
              "| variant | tag (overrides) | F1 | AUROC | AUPR | VUS-ROC | VUS-PR | "
              + " | ".join(f"paper {d} F1 / AUROC / AUPR" for d in paper_sets) + " |",
-             "|---|---|" + "---:|" * (len(keys) + len(paper_sets))]
+             "|---|---|" + "---:|" * (len(published.METRICS) + len(paper_sets))]
     for tag, variant, label in present:
         r = results[tag]
         overrides = " ".join(r.get("run", {}).get("overrides", [])) or "defaults"
         paper = [" / ".join(f"{v:.3f}" for v in published.PAPER_ABLATIONS[variant][d]) for d in paper_sets]
-        lines.append(f"| {label} | {tag} ({overrides}) | " + " | ".join(fmt(r["mean"].get(k)) for k in keys)
+        lines.append(f"| {label} | {tag} ({overrides}) | " + " | ".join(fmt(r["mean"].get(k)) for k in published.METRICS)
                      + " | " + " | ".join(paper) + " |")
     return lines + [""]
 

@@ -17,14 +17,21 @@ from pipeline.common import Paths, one_line_errors, params, stage_dataset
 log = logging.getLogger("train")
 
 
+def config_kwargs(config_cls, block: dict, block_name: str, not_for_config: set[str]) -> dict:
+    """The keys of a params.yaml block that `config_cls` takes; any key neither it nor the stage knows is an error."""
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = set(block) - known - not_for_config
+    if unknown:
+        raise ValueError(f"params.yaml {block_name}: unknown key(s) {sorted(unknown)}; "
+                         f"{config_cls.__name__} has {sorted(known)}")
+    return {k: v for k, v in block.items() if k in known}
+
+
 def aster_config(model_params: dict, n_channels: int, window: int):
     from aster.model import AsterConfig
 
-    known = {f.name for f in dataclasses.fields(AsterConfig)}
-    unknown = set(model_params) - known - {"name", "baseline"}
-    if unknown:
-        raise ValueError(f"params.yaml model: unknown key(s) {sorted(unknown)}; AsterConfig has {sorted(known)}")
-    return AsterConfig(n_channels=n_channels, window=window, **{k: v for k, v in model_params.items() if k in known})
+    kwargs = config_kwargs(AsterConfig, model_params, "model", {"name", "baseline"})
+    return AsterConfig(n_channels=n_channels, window=window, **kwargs)
 
 
 def train_aster(prepared, sid: str, p: dict, paths: Paths, out) -> dict:
@@ -37,10 +44,7 @@ def train_aster(prepared, sid: str, p: dict, paths: Paths, out) -> dict:
     from aster.training import TrainConfig, train
 
     tp = p["train"]
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    if set(tp) - fields - {"threshold"}:
-        raise ValueError(f"params.yaml train: unknown key(s) {sorted(set(tp) - fields - {'threshold'})}")
-    cfg = TrainConfig(**{k: v for k, v in tp.items() if k in fields})
+    cfg = TrainConfig(**config_kwargs(TrainConfig, tp, "train", {"threshold"}))
     torch.manual_seed(cfg.seed)
     model = Aster(aster_config(p["model"], prepared.train.shape[1], p["window"]))
     log.info("%s: ASTER %s/%s, %d trainable of %d parameters", sid, model.config.backbone, model.config.finetune,

@@ -43,3 +43,16 @@ def test_prepare_failure_leaves_previous_output(tmp_path):
         prepare.run({**P, "window": 900}, paths)
     assert (paths.prepared / "synthetic" / "scaler.json").read_text() == before
     assert [p.name for p in paths.prepared.parent.iterdir()] == ["toy"]  # no temporary directory left behind
+
+
+def test_unknown_model_or_train_keys_are_errors():
+    from aster.training import TrainConfig
+    from pipeline.train import aster_config, config_kwargs
+
+    with pytest.raises(ValueError, match=r"params.yaml model: unknown key\(s\) \['d_modle'\]"):
+        aster_config({"name": "aster", "backbone": "none", "d_modle": 32}, n_channels=3, window=8)
+    cfg = aster_config({"name": "aster", "baseline": {}, "backbone": "none", "d_model": 32}, n_channels=3, window=8)
+    assert cfg.d_model == 32 and cfg.n_channels == 3
+    assert config_kwargs(TrainConfig, {"epochs": 2, "threshold": {}}, "train", {"threshold"}) == {"epochs": 2}
+    with pytest.raises(ValueError, match=r"params.yaml train: unknown key\(s\) \['epoch'\]"):
+        config_kwargs(TrainConfig, {"epoch": 2}, "train", {"threshold"})
