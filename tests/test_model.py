@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from aster.model import Aster, AsterConfig, Classifier, MLPClassifier, grad_reverse, mlp_hidden_width, mlp_params
+from aster.model import (LOGGED, Aster, AsterConfig, Classifier, MLPClassifier, grad_reverse, mlp_hidden_width,
+                         mlp_params)
 
 W, C, B = 16, 5, 4
 BASE = dict(n_channels=C, window=W, dropout=0.0)  # no dropout: a seeded forward is then exactly repeatable
@@ -55,9 +56,30 @@ def no_signal(gs) -> bool:  # connected through a concatenation, but the gradien
     return all(g is None or not g.any() for g in gs)
 
 
+# the paper's game, and ours: patch tokens, anchored pseudo-anomalies, per-token targets and max pooling
+GAMES = {"paper": dict(), "ours": dict(patch=4, pseudo="anchored", target="token", pooling="max", score_level="token",
+                                       pseudo_span=0.5)}
+
+
+def plain_cls_pseudo(m: Aster, out: dict, detach_h_tilde: bool = False) -> torch.Tensor:
+    """cls_pseudo recomputed from G's raw output without any gradient reversal (same eps, mask and sizes)."""
+    from aster.game import anchored
+
+    cfg, h = m.config, out["h"].detach()
+    g = out["g"].detach() if detach_h_tilde else out["g"]
+    h_tilde = g if cfg.pseudo == "free" else anchored(h, g, out["mask"], out["size"])
+    window_logits, token_logits = m.classifier(torch.cat([h, h_tilde]))
+    bce, b, mask = torch.nn.functional.binary_cross_entropy_with_logits, h.shape[0], out["mask"]
+    if cfg.target == "window":
+        return bce(window_logits[b:], torch.ones(b))
+    lp = token_logits[b:]
+    return bce(lp[mask], torch.ones_like(lp[mask])) + bce(lp[~mask], torch.zeros_like(lp[~mask]))
+
+
+@pytest.mark.parametrize("game", GAMES)
 @pytest.mark.parametrize("backbone", ["tiny-gpt2", "none"])
-def test_extractor_learns_only_from_normal_classification(backbone):
-    m = make(backbone=backbone)
+def test_extractor_learns_only_from_normal_classification(backbone, game):
+    m = make(backbone=backbone, **GAMES[game])
     perturb_lora(m)
     out = m.training_step_outputs(windows())
     f = groups(m)["F"]
@@ -67,8 +89,9 @@ def test_extractor_learns_only_from_normal_classification(backbone):
     assert no_signal(grads(out["elbo"] + out["cls_pseudo"], f))
 
 
-def test_encoder_learns_only_from_elbo():
-    m = make(elbo_weight=0.5)
+@pytest.mark.parametrize("game", GAMES)
+def test_encoder_learns_only_from_elbo(game):
+    m = make(elbo_weight=0.5, **GAMES[game])
     out = m.training_step_outputs(windows())
     g = groups(m)
     for part in ("E", "D"):
@@ -78,13 +101,14 @@ def test_encoder_learns_only_from_elbo():
         assert all_none(grads(out["cls_pseudo"] + out["cls_normal"], g[part]))  # stop-gradient G -> E
 
 
-def test_generator_gets_reversed_lambda_scaled_gradient_only():
-    m = make()
+@pytest.mark.parametrize("game", GAMES)
+def test_generator_gets_reversed_lambda_scaled_gradient_only(game):
+    m = make(**GAMES[game])
     x = windows()
 
     def g_grads(lam):
         m.config.grl_lambda = lam
-        torch.manual_seed(7)  # same eps for every lambda
+        torch.manual_seed(7)  # same eps, spans and sizes for every lambda
         out = m.training_step_outputs(x)
         return out, grads(out["loss"], groups(m)["G"])
 
@@ -93,16 +117,26 @@ def test_generator_gets_reversed_lambda_scaled_gradient_only():
     assert all_none(grads(out["elbo"], groups(m)["G"]))  # nothing from the ELBO into G
     assert no_signal(grads(out["cls_normal"], groups(m)["G"]))
     # the reversed gradient is exactly -1 times the ordinary gradient of cls_pseudo w.r.t. G
-    b = out["h"].shape[0]
-    logits = m.classifier(torch.cat([out["h"], out["h_tilde"]]))[b:]
-    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-    assert same(g1, [-g for g in grads(plain, groups(m)["G"])])
+    assert same(g1, [-g for g in grads(plain_cls_pseudo(m, out), groups(m)["G"])])
     assert same(g_grads(-1.0)[1], [-g for g in g1])
     assert same(g_grads(2.0)[1], [2 * g for g in g1])
 
 
-def test_classifier_learns_from_both_terms_unreversed():
-    m = make()
+@pytest.mark.parametrize("game", GAMES)
+def test_grl_grad_is_the_norm_of_the_gradient_reaching_g(game):
+    m = make(grl_lambda=2.0, **GAMES[game])
+    out = m.training_step_outputs(windows())
+    assert out["grl_grad"] == 0
+    (expected,) = torch.autograd.grad(out["loss"], out["g"], retain_graph=True)
+    out["loss"].backward()
+    assert torch.allclose(out["grl_grad"], expected.norm())
+    (plain,) = torch.autograd.grad(plain_cls_pseudo(m, out), out["g"])
+    assert torch.allclose(expected, -2.0 * plain, atol=1e-6)
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_classifier_learns_from_both_terms_unreversed(game):
+    m = make(**GAMES[game])
     out = m.training_step_outputs(windows())
     c = groups(m)["C"]
     n, p = grads(out["cls_normal"], c), grads(out["cls_pseudo"], c)
@@ -111,10 +145,45 @@ def test_classifier_learns_from_both_terms_unreversed():
     for total, a, b in zip(grads(out["loss"], c), n, p, strict=True):  # the terms cancel: scale by each
         assert (total - (a + b)).abs().max() <= 1e-5 * max(a.abs().max(), b.abs().max())
     # C's pseudo gradient is the plain BCE gradient (the reversal acts only below C, on G)
-    b = out["h"].shape[0]
-    logits = m.classifier(torch.cat([out["h"].detach(), out["h_tilde"].detach()]))[b:]
-    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-    assert same(p, grads(plain, c))
+    assert same(p, grads(plain_cls_pseudo(m, out, detach_h_tilde=True), c))
+
+
+def test_anchored_pseudo_anomalies_deviate_only_in_their_span_by_the_drawn_size():
+    m = make(**GAMES["ours"], pseudo_size=(0.5, 2.0))
+    out = m.training_step_outputs(windows(b=16))
+    h, h_tilde, mask, size = out["h"].detach(), out["h_tilde"].detach(), out["mask"], out["size"]
+    n = W // 4
+    assert h_tilde.shape == h.shape == (16, n, m.config.d_model) and mask.shape == (16, n)
+    assert torch.equal(h_tilde[~mask], h[~mask])  # outside the span: the window's own features
+    assert (mask.sum(1) >= 1).all() and (mask.sum(1) <= 2).all()  # spans of 1 .. 0.5 * 4 tokens
+    assert all(torch.equal(r[r.nonzero().min():r.nonzero().max() + 1], torch.ones(int(r.sum()), dtype=torch.bool))
+               for r in mask)  # contiguous
+    assert ((size >= 0.5) & (size <= 2.0)).all()
+    sd = h.flatten(0, 1).std(0)
+    rms = ((h_tilde - h) / sd).pow(2).mean(-1).sqrt()  # deviation in units of the normal spread, per token
+    assert torch.allclose(rms[mask], size[:, None].expand_as(mask)[mask], rtol=1e-4)
+
+
+def test_token_target_localises_and_stats_see_the_game():
+    m = make(**GAMES["ours"])
+    out = m.training_step_outputs(windows(b=8))
+    assert out["logits_normal"].shape == out["logits_pseudo"].shape == (8, W // 4)
+    for k in ("acc_normal", "acc_pseudo"):
+        assert 0 <= out[k] <= 1
+    assert out["pseudo_spread"] > 0 and out["pseudo_nn_dist"] > 0
+
+
+def test_game_stats_show_a_collapse():
+    from aster.game import game_stats
+
+    h = torch.randn(8, 10, 16)
+    blob = torch.full_like(h, 5.0)  # every pseudo-anomaly the same point, far from the normal features
+    mask = torch.ones(8, 10, dtype=torch.bool)
+    stats = game_stats(h, blob, mask, -torch.ones(8), torch.ones(8), torch.ones(8))
+    assert stats["acc_normal"] == 1 and stats["acc_pseudo"] == 1
+    assert stats["pseudo_spread"] == 0 and stats["pseudo_nn_dist"] > 2
+    spread = game_stats(h, torch.randn(8, 10, 16), mask, torch.ones(8), -torch.ones(8), torch.ones(8))
+    assert 0.7 < spread["pseudo_spread"] < 1.4 and spread["acc_normal"] == 0 and spread["acc_pseudo"] == 0
 
 
 def test_gradient_reversal_function():
@@ -202,12 +271,12 @@ def test_shapes_and_losses(backbone, pooling):
     s = m.score(x)
     assert ((s > 0) & (s < 1)).all()
     losses = m.training_losses(x)
-    assert set(losses) == {"loss", "elbo", "recon", "kl", "cls_normal", "cls_pseudo", "feat_distance"}
+    assert set(losses) == {"loss", *LOGGED}
     assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
     assert losses["loss"].requires_grad and not any(v.requires_grad for k, v in losses.items() if k != "loss")
     assert 0 <= losses["feat_distance"] <= 2 and losses["kl"] >= 0
-    h_tilde = m.pseudo_anomalies(m.extractor(x))
-    assert h_tilde.shape == (B, W, m.config.d_model) and not h_tilde.requires_grad
+    h_tilde, mask = m.pseudo_anomalies(m.extractor(x))
+    assert h_tilde.shape == (B, W, m.config.d_model) and not h_tilde.requires_grad and mask.all()
     with pytest.raises(ValueError, match=r"expected windows of shape \(B, 16, 5\)"):
         m(torch.randn(B, W, C + 1))
 
@@ -269,7 +338,7 @@ def test_init_is_deterministic_given_seed():
 
 
 @pytest.mark.parametrize("kw, msg", [(dict(finetune="qlora"), "finetune"), (dict(d_model=30), "divisible"),
-                                     (dict(pooling="max"), "pooling"), (dict(classifier="rnn"), "classifier")])
+                                     (dict(pooling="sum"), "pooling"), (dict(classifier="rnn"), "classifier")])
 def test_config_rejects_bad_values(kw, msg):
     with pytest.raises(ValueError, match=msg):
         AsterConfig(**{**BASE, **kw})

@@ -98,8 +98,10 @@ def test_torch_model_scored_in_eval_and_inference_mode():
 
 def test_scorer_errors():
     x = np.zeros((20, 2), np.float32)
-    with pytest.raises(ValueError, match="returned 1 scores for a batch of 5"):
+    with pytest.raises(ValueError, match=r"shape \(1,\) for a batch of 5"):
         window_scores(lambda b: np.zeros(1), x, window=16)
+    with pytest.raises(ValueError, match=r"N dividing 16"):
+        window_scores(lambda b: np.zeros((len(b), 3)), x, window=16)
     with pytest.raises(FloatingPointError, match="non-finite"):
         window_scores(lambda b: np.full(len(b), np.nan), x, window=16)
     with pytest.raises(ValueError, match="series has 20 rows, window needs 32"):
@@ -115,3 +117,24 @@ def test_step_scores_memory_is_linear_in_T():
     tracemalloc.stop()
     assert np.array_equal(out, np.ones(T))
     assert peak < 20 * T * 8  # a few (T,) float64 arrays; T*W*8 = 80 MB would be the naive matrix
+
+
+@pytest.mark.parametrize("stride", [1, 3, 8])
+def test_token_scores_map_each_step_to_its_token(stride):
+    """(B, N) token scores: a step gets the mean over covering windows of the score of the token holding it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(45, 2)).astype(np.float32)
+    window, patch = 8, 2
+    table = rng.random(45)  # a token's score = table[first step of the token]: any mapping error shows
+
+    def token_scorer(batch):
+        firsts = [int(np.flatnonzero((x[:, 0] == w[0, 0]))[0]) for w in batch]  # recover each window's start
+        return np.array([[table[s + k * patch] for k in range(window // patch)] for s in firsts])
+
+    got = step_scores(token_scorer, x, window, stride)
+    starts = window_starts(45, window, stride)
+    want = np.zeros(45)
+    for t in range(45):
+        covering = [s for s in starts if s <= t < s + window]
+        want[t] = np.mean([table[s + ((t - s) // patch) * patch] for s in covering])
+    np.testing.assert_allclose(got, want)

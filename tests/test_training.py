@@ -88,7 +88,7 @@ def test_same_seed_same_weights_and_history(tmp_path):
     assert drop_timing(h1) == drop_timing(h2)
     assert not torch.equal(m1.extractor.weight, m3.extractor.weight)
     assert [h["epoch"] for h in h1] == [1, 2]
-    assert set(h1[0]) == {"epoch", "loss", "recon", "cls_normal", "cls_pseudo", "seconds", "step_seconds"}
+    assert set(h1[0]) == {"epoch", "loss", "recon", "cls_normal", "cls_pseudo", "seconds", "step_seconds", "steps"}
     assert not torch.equal(m1.extractor.weight, make_model().extractor.weight)  # it did train
 
 
