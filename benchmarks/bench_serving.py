@@ -9,9 +9,11 @@
     retried by the client with backoff and counted; anything else that fails is an error. Reports requests/s,
     windows/s, p50/p99 latency (per request, retries included).
 (b) the exported model in onnxruntime vs the same model in PyTorch eager at batch 1 and 256: windows/s and median
-    latency, on CPU; where CUDA really loads, also ORT-CUDA, torch fp32 and torch bf16 (autocast).
-Without --model-dir the model is the default config (ASTER, MiniLM, 2 layers, LoRA, window 100) for 12 channels,
-randomly initialised (speed does not depend on training), exported to a temporary directory.
+    latency, on CPU; where CUDA really loads, also ORT-CUDA, torch fp32 and torch bf16 (autocast). Without
+    --model-dir, also onnxruntime on the old default (variant `old-default` of benchmarks/variants.yaml: one token
+    per step) in the same run, so the speed-up of the default is measured side by side.
+Without --model-dir the model is the params.yaml config for 12 channels, randomly initialised (speed does not depend
+on training), exported to a temporary directory.
 """
 
 from __future__ import annotations
@@ -34,20 +36,25 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 # ----------------------------------------------------------------------------- model
 
-DEFAULT_MODEL = dict(backbone="minilm", backbone_layers=2, finetune="lora", window=100)  # the project default
+def build_model(smoke: bool, n_channels: int, variant: str = "default"):
+    """The params.yaml ASTER config (or a named variant over it) for `n_channels` channels, or a tiny one for
+    --smoke; random init: speed does not depend on training."""
+    import sys
 
-
-def build_model(smoke: bool, n_channels: int):
-    """The default ASTER config (MiniLM, 2 layers, LoRA, window 100; AsterConfig defaults for the rest) for
-    `n_channels` channels, or a tiny one for --smoke; random init: speed does not depend on training."""
     import torch
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from aster.model import Aster, AsterConfig
+    from benchmarks.bench_training import config_params
+    from pipeline.common import params
+    from pipeline.train import aster_config
 
     torch.manual_seed(0)
     if smoke:
-        return Aster(AsterConfig(n_channels=3, window=16, backbone="none")).eval()
-    return Aster(AsterConfig(n_channels=n_channels, **DEFAULT_MODEL)).eval()
+        patch = 1 if variant == "old-default" else 4
+        return Aster(AsterConfig(n_channels=3, window=16, backbone="none", patch=patch)).eval()
+    p = config_params(variant, params("window", "model", "train"))
+    return Aster(aster_config(p["model"], n_channels, p["window"])).eval()
 
 
 def export_for_bench(model, directory: Path) -> Path:
@@ -105,9 +112,14 @@ def engines(model, onnx_path: Path) -> dict:
     return out
 
 
-def side_by_side(model, onnx_path: Path, batches: list[int], reps: int, budget_s: float) -> dict:
+def side_by_side(model, onnx_path: Path, batches: list[int], reps: int, budget_s: float,
+                 old_onnx: Path | None = None) -> dict:
+    from aster.export import onnx_session, session_scorer
+
     c = model.config
     runs, rows = engines(model, onnx_path), []
+    if old_onnx is not None:
+        runs["onnxruntime-cpu, old default"] = session_scorer(onnx_session(old_onnx, "cpu")[0])
     for name, fn in runs.items():
         for b in batches:
             x = np.random.default_rng(b).standard_normal((b, c.window, c.n_channels)).astype(np.float32)
@@ -116,7 +128,7 @@ def side_by_side(model, onnx_path: Path, batches: list[int], reps: int, budget_s
                   f"p50 {rows[-1]['latency_ms_p50']:8.1f} ms  ({rows[-1]['calls']} calls)", flush=True)
     x = np.random.default_rng(0).standard_normal((8, c.window, c.n_channels)).astype(np.float32)
     ref = runs["onnxruntime-cpu"](x)
-    diffs = {name: float(np.abs(fn(x) - ref).max()) for name, fn in runs.items()}
+    diffs = {name: float(np.abs(fn(x) - ref).max()) for name, fn in runs.items() if "old default" not in name}
     print(f"  max |score - onnxruntime-cpu| on 8 windows: {diffs}")
     return {"rows": rows, "max_abs_diff_vs_onnxruntime_cpu": diffs}
 
@@ -215,10 +227,13 @@ def main() -> None:
             model = build_model(args.smoke, args.channels)
             model_dir = export_for_bench(model, tmp / "export")
             card = load_card(model_dir)
+            if not args.skip_engines:
+                old_dir = export_for_bench(build_model(args.smoke, args.channels, "old-default"), tmp / "old")
         c = card["model"]["config"]
         env = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-               "cuda": torch.cuda.is_available(), "loadavg_1m_at_start": os.getloadavg()[0], "model": {k: c[k] for k in ("backbone", "backbone_layers",
-                                                                             "finetune", "window", "n_channels")}}
+               "cuda": torch.cuda.is_available(), "loadavg_1m_at_start": os.getloadavg()[0], "model": {k: c.get(k) for k in ("backbone", "backbone_layers",
+                                                                                 "finetune", "window", "patch",
+                                                                                 "n_channels")}}
         print(f"model {env['model']} from {model_dir}; {env['cpus']} CPUs, CUDA: {env['cuda']}", flush=True)
         results = {"env": env}
         if not args.skip_engines:
@@ -227,7 +242,7 @@ def main() -> None:
             else:
                 print("(b) in-process scoring, same model and windows:")
                 results["engines"] = side_by_side(model, Path(model_dir) / ONNX_FILE, args.batches, args.reps,
-                                                  args.budget)
+                                                  args.budget, None if args.model_dir else old_dir / ONNX_FILE)
         if not args.skip_load:
             print(f"(a) HTTP load on bentoml serve: /score with {args.windows} windows per request")
             log_path = tmp / "serve.log"

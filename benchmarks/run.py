@@ -2,12 +2,14 @@
 
     python benchmarks/run.py --datasets msl asd skab daphnet smd --models kmeans hbos iforest knn pca lof
     python benchmarks/run.py --datasets msl --models aster --set train.epochs=8 model.backbone=none --tag aster-none
+    python benchmarks/run.py --datasets msl --models aster --variant paper --seeds 2021 2022 2023
 
 For each dataset of benchmarks/datasets.yaml: ingest once (shared by every model), validate + prepare once per
 (window, train_fraction) (shared), then per model: train and evaluate with `pipeline.train.run` /
 `pipeline.evaluate.run`, i.e. the same loaders, chronological split, train-only scaling, scoring and TAB metrics
-for every model. Parameters: params.yaml, then the catalog's per-dataset `window`/`set`, then `--set`, then
-`model.name`. Outputs (gitignored):
+for every model. Parameters: params.yaml, then the catalog's per-dataset `window`/`set`, then the named
+`--variant` of benchmarks/variants.yaml, then `--set`, then `model.name`; `--seeds` runs each setting once per seed
+(tag suffix `-s<seed>`), and report.py shows their mean ± std. Outputs (gitignored):
 
     <out-root>/_shared/data/ingested/<ds>/              ingest, one per dataset
     <out-root>/_shared/w<window>-tf<fraction>/...       validation report + prepared arrays
@@ -42,6 +44,7 @@ from pipeline.common import Paths, params, setup_logging  # noqa: E402  (also se
 
 log = logging.getLogger("bench")
 CATALOG = ROOT / "benchmarks" / "datasets.yaml"
+VARIANTS = ROOT / "benchmarks" / "variants.yaml"
 RESULTS = ROOT / "benchmarks" / "results"
 OUT_ROOT = ROOT / "benchmarks" / "runs"
 MODELS = ("kmeans", "hbos", "iforest", "knn", "pca", "lof", "cblof", "aster")
@@ -74,12 +77,21 @@ def set_key(p: dict, assignment: str) -> None:
     node[leaf] = yaml.safe_load(raw)
 
 
-def run_params(base: dict, entry: dict, model: str, sets: list[str]) -> dict:
-    """params.yaml < catalog window/set < --set < model.name."""
+def load_variants(path: Path = VARIANTS) -> dict[str, dict]:
+    with open(path) as f:
+        variants = yaml.safe_load(f) or {}
+    for name, entry in variants.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("set"), dict):
+            raise SystemExit(f"{path}: variant '{name}' needs a 'set' mapping of dotted keys to values")
+    return variants
+
+
+def run_params(base: dict, entry: dict, model: str, sets: list[str], variant: dict | None = None) -> dict:
+    """params.yaml < catalog window/set < variant < --set < model.name."""
     p = deepcopy(base)
     if "window" in entry:
         p["window"] = int(entry["window"])
-    for k, v in (entry.get("set") or {}).items():
+    for k, v in {**(entry.get("set") or {}), **((variant or {}).get("set") or {})}.items():
         set_key(p, f"{k}={json.dumps(v)}")
     for s in sets:
         set_key(p, s)
@@ -191,10 +203,12 @@ def result_path(results: Path, dataset: str, tag: str) -> Path:
     return results / dataset / f"{tag}.json"
 
 
-def run_one(name: str, entry: dict, model: str, tag: str, args, base: dict, machine: dict) -> dict:
+def run_one(name: str, entry: dict, model: str, tag: str, args, base: dict, machine: dict, seed: int | None) -> dict:
     from aster.io import write_json
 
-    p = run_params(base, entry, model, args.set)
+    p = run_params(base, entry, model, args.set, args.variant_entry)
+    if seed is not None:
+        p["train"]["seed"] = seed
     t0 = time.perf_counter()
     ingested, t_ingest = ensure_ingested(name, entry, args.out_root)
     prepared, t_prep = ensure_prepared(name, p, ingested, args.out_root)
@@ -204,7 +218,7 @@ def run_one(name: str, entry: dict, model: str, tag: str, args, base: dict, mach
            "run": {"params": {k: p[k] for k in ("window", "prepare", "model", "train", "evaluate")},
                    "dataset_spec": dataset_spec(entry) | {"path": entry.get("path")}, "note": entry.get("note"),
                    "seconds": seconds, "series_info": info, "machine": machine,
-                   "overrides": list(args.set), "params_digest": _digest(p)}}
+                   "overrides": list(args.set), "variant": args.variant, "params_digest": _digest(p)}}
     write_json(result_path(args.results, name, tag), out)
     failed = args.results / name / f"{tag}.failed.json"
     failed.unlink(missing_ok=True)
@@ -217,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", required=True, choices=MODELS)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="params overrides, e.g. train.epochs=8 model.backbone=none")
+    parser.add_argument("--variant", help="a named setting of benchmarks/variants.yaml (e.g. paper)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="train.seed values; tags get the suffix -s<seed>")
     parser.add_argument("--tag", help="result/run tag (default: the model name); needs exactly one model")
     parser.add_argument("--out-root", type=Path, default=OUT_ROOT)
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -233,34 +249,39 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [d for d in args.datasets if d not in catalog]
     if unknown:
         parser.error(f"datasets {unknown} not in {args.catalog} (has {sorted(catalog)})")
+    variants = load_variants()
+    if args.variant is not None and args.variant not in variants:
+        parser.error(f"--variant {args.variant!r} not in {VARIANTS} (has {sorted(variants)})")
+    args.variant_entry = variants.get(args.variant)
     base = params("window", "prepare", "model", "train", "evaluate")
     machine = machine_info()
     log.info("machine: %s", {k: machine[k] for k in ("cpu_model", "usable_cpus", "torch_threads", "cuda")})
 
     failed, summary = [], []
-    for name in args.datasets:
-        for model in args.models:
-            tag = args.tag or model
-            if result_path(args.results, name, tag).exists() and not args.force:
-                log.info("%s / %s: result exists, skipped (--force re-runs it)", name, tag)
-                continue
-            log.info("=== %s / %s", name, tag)
-            try:
-                out = run_one(name, catalog[name], model, tag, args, base, machine)
-            except Exception as e:  # noqa: BLE001  one failed model must not stop the others
-                from aster.io import write_json
+    runs = [(name, model, seed) for name in args.datasets for model in args.models for seed in (args.seeds or [None])]
+    for name, model, seed in runs:
+        tag = (args.tag or (f"{model}-{args.variant}" if args.variant else model)) + (
+            f"-s{seed}" if seed is not None else "")
+        if result_path(args.results, name, tag).exists() and not args.force:
+            log.info("%s / %s: result exists, skipped (--force re-runs it)", name, tag)
+            continue
+        log.info("=== %s / %s", name, tag)
+        try:
+            out = run_one(name, catalog[name], model, tag, args, base, machine, seed)
+        except Exception as e:  # noqa: BLE001  one failed model must not stop the others
+            from aster.io import write_json
 
-                msg = f"{type(e).__name__}: {e}".splitlines()[0]
-                log.error("%s / %s failed: %s", name, tag, msg)
-                write_json(args.results / name / f"{tag}.failed.json",
-                           {"dataset": name, "tag": tag, "model": model, "error": msg, "overrides": list(args.set),
-                            "traceback": traceback.format_exc().splitlines()[-12:], "date": machine["date"]})
-                failed.append(f"{name}/{tag}: {msg}")
-                continue
-            m, s = out["mean"], out["run"]["seconds"]
-            summary.append(f"{name:9s} {tag:12s} {s['total']:8.1f} s  F1 {m['f1']:.3f}  AUROC {m['auroc']:.3f}  "
-                           f"AUPR {m['aupr']:.3f}  VUS-ROC {m['vus_roc']:.3f}  VUS-PR {m['vus_pr']:.3f}")
-            log.info("%s", summary[-1])
+            msg = f"{type(e).__name__}: {e}".splitlines()[0]
+            log.error("%s / %s failed: %s", name, tag, msg)
+            write_json(args.results / name / f"{tag}.failed.json",
+                       {"dataset": name, "tag": tag, "model": model, "error": msg, "overrides": list(args.set),
+                        "traceback": traceback.format_exc().splitlines()[-12:], "date": machine["date"]})
+            failed.append(f"{name}/{tag}: {msg}")
+            continue
+        m, s = out["mean"], out["run"]["seconds"]
+        summary.append(f"{name:9s} {tag:12s} {s['total']:8.1f} s  F1 {m['f1']:.3f}  AUROC {m['auroc']:.3f}  "
+                       f"AUPR {m['aupr']:.3f}  VUS-ROC {m['vus_roc']:.3f}  VUS-PR {m['vus_pr']:.3f}")
+        log.info("%s", summary[-1])
     print("\n".join(summary))
     for line in failed:
         print(f"FAILED {line}", file=sys.stderr)

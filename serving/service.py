@@ -47,7 +47,7 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument
 from pydantic import BeforeValidator
 
-from aster.export import CARD_FILE, ONNX_FILE, load_card, onnx_session, session_scorer
+from aster.export import CARD_FILE, ONNX_FILE, load_card, onnx_session, session_scorer, window_scorer
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 log = logging.getLogger("bentoml.aster")
@@ -222,7 +222,8 @@ class AnomalyScorer:
         self.card = load_card(self.model_dir)
         self.device = os.environ.get("ASTER_DEVICE", "auto").lower()
         self.session, self.providers = onnx_session(self.model_dir / ONNX_FILE, self.device)
-        self.scorer = session_scorer(self.session)
+        self.window_scorer = window_scorer(self.session)  # /score: one score per window
+        self.step_scorer = session_scorer(self.session)  # /score_series: per-token scores where the model has them
         self.contract = Contract(window=int(self.card["window"]), channels=tuple(self.card["channels"]),
                                  max_batch=_env_int("ASTER_MAX_BATCH", 1024),
                                  max_series_length=_env_int("ASTER_MAX_SERIES_LENGTH", 100_000),
@@ -257,7 +258,7 @@ class AnomalyScorer:
         """(B, W, C) scaled windows -> (B,) anomaly scores in [0, 1] (higher = more anomalous)."""
         # Each HTTP request was checked (with its size limit) by the validator before batching; this re-check
         # covers direct calls, and a merged batch may hold more than max_batch windows, so no limit here.
-        return self.scorer(self._checked(self.contract.windows, windows, False))
+        return self.window_scorer(self._checked(self.contract.windows, windows, False))
 
     @bentoml.api
     def score_series(self, series: Series, stride: int = 1) -> dict:
@@ -273,7 +274,7 @@ class AnomalyScorer:
         if not np.isfinite(scaled).all():
             raise InvalidArgument("series: values overflow float32 after scaling; expected values in the range of "
                                   "the training data")
-        scores = step_scores(self.scorer, scaled, self.contract.window, stride, SCORE_BATCH)
+        scores = step_scores(self.step_scorer, scaled, self.contract.window, stride, SCORE_BATCH)
         anomalies = scores > self.threshold
         return {"scores": scores.tolist(), "anomalies": anomalies.tolist(), "threshold": self.threshold,
                 "n_anomalies": int(anomalies.sum()), "window": self.contract.window, "stride": stride}

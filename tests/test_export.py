@@ -10,7 +10,7 @@ import torch
 from aster.artifacts import save_model, save_threshold
 from aster.data.prepare import Scaler
 from aster.export import (CARD_FILE, CARD_FORMAT, INPUT, ONNX_FILE, ONNX_PARITY_ATOL, OUTPUT, export_model,
-                          export_onnx, load_card, onnx_session, params_hash, session_scorer, sha256_file)
+                          export_onnx, load_card, onnx_session, params_hash, session_scorer, sha256_file, window_scorer)
 from aster.io import write_json
 from aster.model import Aster, AsterConfig
 
@@ -75,6 +75,26 @@ def test_graph_contract(tmp_path):
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert len(out.type.tensor_type.shape.dim) == 1
     assert not list(tmp_path.glob("*.data")) and not list(tmp_path.glob(".*"))  # one file, no temp leftovers
+
+
+@pytest.mark.parametrize("backbone", ["none", "tiny-gpt2"])
+def test_token_scores_are_a_second_output_with_parity(backbone, tmp_path):
+    """score_level 'token': `score` stays one score per window, `token_scores` (batch, W / patch) feed the steps."""
+    torch.manual_seed(0)
+    m = Aster(AsterConfig(n_channels=C, window=W, dropout=0.0, patch=4, pooling="max", target="token",
+                          score_level="token", pseudo="anchored", **BACKBONES[backbone])).eval()
+    card = export_model(m, tmp_path, **card_fields())
+    assert card["token_output"] == {**card["token_output"], "name": "token_scores", "shape": ["batch", 4], "patch": 4}
+    assert card["onnx"]["parity"]["max_abs_diff"] <= ONNX_PARITY_ATOL
+    g = onnx.load(str(tmp_path / ONNX_FILE)).graph
+    assert [o.name for o in g.output] == [OUTPUT, "token_scores"]
+    sess, _ = onnx_session(tmp_path / ONNX_FILE, "cpu")
+    x = windows(9)
+    tokens, win = session_scorer(sess)(x), window_scorer(sess)(x)
+    assert tokens.shape == (9, 4) and win.shape == (9,)
+    np.testing.assert_allclose(tokens, torch_scores(m, x), rtol=0, atol=ONNX_PARITY_ATOL)
+    np.testing.assert_allclose(win, tokens.max(1), rtol=0, atol=ONNX_PARITY_ATOL)  # max pooling of the logits
+    assert card["onnx"] and make("none").config.score_level == "window"  # the paper's default has no second output
 
 
 @pytest.mark.slow  # the dynamo exporter takes ~5 s even for the smallest model

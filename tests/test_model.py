@@ -360,3 +360,41 @@ def test_export_module_traces_to_onnx(backbone, tmp_path):
     (score,) = session.run(None, {"windows": x.numpy()})
     with torch.no_grad():
         assert score.shape == (9,) and torch.allclose(torch.from_numpy(score), m.eval().score(x), atol=1e-5)
+
+
+def test_param_groups_cover_every_trainable_parameter_once_with_their_lr_scales():
+    m = make(extractor_lr=0.1, generator_lr=0.01)
+    groups_ = {g["name"]: g for g in m.param_groups()}
+    assert {k: g["lr_scale"] for k, g in groups_.items()} == {"extractor": 0.1, "generator": 0.01, "rest": 1.0}
+    ids = [id(p) for g in groups_.values() for p in g["params"]]
+    assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in m.trainable_parameters()}
+    assert {id(p) for p in groups_["generator"]["params"]} == {id(p) for p in groups(m)["G"]}
+    frozen = make(extractor_lr=0.0)  # F stays at its init: not trainable, so no gradient is even computed
+    assert not any(p.requires_grad for p in frozen.extractor.parameters())
+    assert [g["name"] for g in frozen.param_groups()] == ["generator", "rest"]
+    frozen.training_losses(windows())["loss"].backward()
+    assert all(p.grad is not None for p in groups(frozen)["C"])
+
+
+def test_logged_grl_grad_is_filled_by_the_backward_pass():
+    m = make(**GAMES["ours"])
+    losses = m.training_losses(windows())
+    assert losses["grl_grad"] == 0
+    losses["loss"].backward()
+    assert losses["grl_grad"] > 0
+
+
+@pytest.mark.parametrize("kw, msg", [(dict(patch=3), "patch"), (dict(pseudo="gan"), "pseudo"),
+                                     (dict(target="step"), "target"), (dict(pseudo_size=[0.0, 1.0]), "pseudo_size"),
+                                     (dict(pseudo_span=0.0), "pseudo_span"), (dict(generator_lr=-1.0), "generator_lr"),
+                                     (dict(classifier="mlp", score_level="token"), "need classifier 'transformer'")])
+def test_config_rejects_bad_game_values(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        AsterConfig(**{**BASE, **kw})
+
+
+def test_patch_tokens_shapes():
+    m = make(patch=4, backbone="none", score_level="token")
+    x = windows()
+    assert m.extractor(x).shape == (B, W // 4, m.config.d_model) and m.extractor.adapter.in_features == 4 * C
+    assert m(x).shape == (B,) and m.score(x).shape == (B, W // 4)

@@ -159,6 +159,62 @@ def test_max_steps_progress_and_errors(tmp_path, capsys):
         train(make_model(), x * 1e30, TrainConfig(**{**CFG.__dict__, "lr": 1e30}), tmp_path / "c", progress=False)
 
 
+def test_step_budget_is_independent_of_series_length(tmp_path):
+    """`steps` gives a short and a long series the same number of updates; the last epoch is partial."""
+    assert TrainConfig(steps=50).plan(19) == [19, 19, 12] and TrainConfig(epochs=2).plan(19) == [19, 19]
+    assert TrainConfig(steps=38).plan(19) == [19, 19] and TrainConfig(steps=5, max_steps_per_epoch=2).plan(19) == [2] * 2 + [1]
+    for T in (60, 600):  # 53 windows (4 batches) and 593 windows (38 batches)
+        model = make_model()
+        cfg = TrainConfig(**{**CFG.__dict__, "steps": 45, "checkpoint_steps": 20})
+        hist = train(model, toy_series(T=T), cfg, tmp_path / f"run{T}", progress=False)
+        assert model.calls == 45 and hist[-1]["steps"] == 45
+        assert load_checkpoint(tmp_path / f"run{T}")["history"][-1]["steps"] == 45
+
+
+def test_step_budget_resume_with_sparse_checkpoints_is_bit_identical(tmp_path):
+    """A crash between sparse checkpoints resumes from the last one and ends with the uninterrupted weights."""
+    x = toy_series(T=60)  # 4 batches an epoch: a checkpoint every >= 10 steps, i.e. after steps 12, 24 and 30
+    cfg = TrainConfig(**{**CFG.__dict__, "steps": 30, "checkpoint_steps": 10, "optimizer": "adamw",
+                         "schedule": "cosine", "lr": 0.01})
+    straight = make_model()
+    h_straight = train(straight, x, cfg, tmp_path / "straight", progress=False)
+    crashing = make_model()
+    real = crashing.training_losses
+
+    def crash_at_step_27(x):
+        if crashing.calls == 26:
+            raise KeyboardInterrupt("killed")
+        return real(x)
+
+    crashing.training_losses = crash_at_step_27
+    with pytest.raises(KeyboardInterrupt):
+        train(crashing, x, cfg, tmp_path / "cut", progress=False)
+    assert load_checkpoint(tmp_path / "cut")["history"][-1]["steps"] == 24
+    resumed = make_model(seed=9)
+    h_resumed = train(resumed, x, cfg, tmp_path / "cut", progress=False)
+    assert resumed.calls == 6  # steps 25..30 only
+    assert_same_weights(straight, resumed)
+    assert drop_timing(h_resumed) == drop_timing(h_straight)
+
+
+def test_optimizer_choices_and_errors():
+    from aster.training import make_optimizer
+
+    model = make_model()
+    opt, sched = make_optimizer(model, TrainConfig(optimizer="adamw", schedule="cosine", lr=0.1), total_steps=10)
+    assert isinstance(opt, torch.optim.AdamW)
+    lrs = []
+    for _ in range(10):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] < 0.1 and lrs[-1] == pytest.approx(0.0, abs=1e-12) and lrs == sorted(lrs, reverse=True)
+    for kw, msg in ((dict(optimizer="adam"), "optimizer"), (dict(schedule="step"), "schedule"),
+                    (dict(steps=0), "steps")):
+        with pytest.raises(ValueError, match=msg):
+            TrainConfig(**kw)
+
+
 def test_dvclive_logs_per_epoch_metrics(tmp_path, monkeypatch):
     from dvclive import Live
 

@@ -11,7 +11,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"loader": "synthetic", "options": {"n_channels": 8, "train_length": 1000, "test_length": 2000, "seed": 1}}
-FAST_ASTER = ["window=16", "model.backbone=none", "model.d_model=16", "model.depth=1", "train.epochs=1"]
+FAST_ASTER = ["window=16", "model.patch=4", "model.backbone=none", "model.d_model=16", "model.depth=1", "train.epochs=1",
+              "train.steps=null"]
 
 
 def script(name: str):
@@ -122,9 +123,11 @@ def test_bench_vus_smoke(tmp_path):
 
 def test_bench_training_smoke(tmp_path):
     results = script("bench_training").main(["--smoke", "--device", "cpu", "--out-dir", str(tmp_path)])
-    assert [r["config"] for r in results] == ["none"]
-    assert results[0]["windows_per_s"] > 0 and results[0]["flops_per_step"] > 0
-    assert json.loads((tmp_path / "training.smoke.json").read_text())["rows"][0][1] == "none"
+    assert [(r["config"], r["patch"]) for r in results] == [("default", 10), ("old-default", 1)]
+    assert all(r["windows_per_s"] > 0 and r["flops_per_step"] > 0 for r in results)
+    assert results[0]["flops_per_step"] < results[1]["flops_per_step"]  # 10x fewer tokens
+    rows = json.loads((tmp_path / "training.smoke.json").read_text())["rows"]
+    assert [r[1] for r in rows] == ["default", "old-default"] and rows[0][7] == "1.0x"
 
 
 def test_bench_ingest_smoke(tmp_path):

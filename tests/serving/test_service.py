@@ -48,7 +48,8 @@ def scaled_windows(b: int, seed: int = 1) -> np.ndarray:
 def exported(tmp_path_factory):
     """(export dir, torch model, threshold): threshold = median step score of raw_series(), so both flags occur."""
     torch.manual_seed(0)
-    model = Aster(AsterConfig(n_channels=C, window=W, backbone="none", dropout=0.0)).eval()
+    model = Aster(AsterConfig(n_channels=C, window=W, backbone="none", dropout=0.0, patch=4, pseudo="anchored",
+                              target="token", pooling="max", score_level="token")).eval()  # the default game
     scaled = ((raw_series() - MEAN) / SCALE).astype(np.float32)
     threshold = float(np.median(step_scores(model, scaled, W, device="cpu")))
     out = tmp_path_factory.mktemp("export") / "toy" / "s1"
@@ -68,8 +69,9 @@ def service(exported):
 
 
 def torch_scores(model, x: np.ndarray) -> np.ndarray:
+    """Window scores, what /score answers (the model's step mapping uses its token scores)."""
     with torch.inference_mode():
-        return model.score(torch.from_numpy(x)).numpy()
+        return torch.sigmoid(model(torch.from_numpy(x))).numpy()
 
 
 # Bad inputs for tiers 2 and 3: (route, JSON body, text the 400 message must contain).
