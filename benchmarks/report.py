@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import os
 import sys
 from pathlib import Path
@@ -27,10 +28,17 @@ OUT = ROOT / "BENCHMARKS.md"
 PNG = ROOT / "benchmarks" / "benchmarks.png"
 DATASET_ORDER = ("msl", "asd", "skab", "smd", "daphnet")
 MODEL_ORDER = ("aster", "kmeans", "hbos", "iforest", "knn", "pca", "lof", "cblof")
-# The paper's ablations as benchmarks/run.py tags (README: `--set model.backbone=none --tag aster-no-lm`, ...).
-ABLATIONS = (("aster-no-lm", "no_lm", "adapter only (no LM)"), ("aster-frozen", "frozen", "frozen LM"),
-             ("aster-full", "full", "full fine-tuning"), ("aster", "lora", "LoRA (default)"),
-             ("aster-mlp", "mlp", "MLP classifier"))
+# The paper's ablations of the old default (2026-11, one seed), as benchmarks/run.py tags, and their paper names.
+ABLATIONS = (("old-aster-no-lm", "no_lm", "adapter only (no LM)"), ("old-aster-frozen", "frozen", "frozen LM"),
+             ("old-aster-full", "full", "full fine-tuning"), ("old-aster", "lora", "LoRA (default)"),
+             ("old-aster-mlp", "mlp", "MLP classifier"))
+# Each kept choice of ours switched off against the default (benchmarks/run.py --variant NAME --seeds ...).
+OUR_ABLATIONS = (("aster", "the default"), ("aster-paper-game", "the paper's game at our patch and budget"),
+                 ("aster-free", "pseudo: free (H~ = G(z))"), ("aster-target-window", "target: window"),
+                 ("aster-score-window", "score_level: window"), ("aster-f-lr1", "extractor_lr: 1 (F at full speed)"),
+                 ("aster-g-lr1", "generator_lr: 1 (G at full speed)"), ("aster-sgd", "optimizer: sgd, lr 0.01"),
+                 ("aster-minilm", "backbone: minilm (2 layers)"), ("aster-old-default", "the old default"))
+SEED = re.compile(r"^(?P<base>.+)-s(?P<seed>\d+)$")
 COLUMNS = (("f1", "F1"), ("f1_label_free", "F1 label-free"), ("auroc", "AUROC"), ("aupr", "AUPR"),
            ("vus_roc", "VUS-ROC"), ("vus_pr", "VUS-PR"))
 
@@ -120,7 +128,8 @@ def fmt(v, digits: int = 3) -> str:
 
 
 def load_results(results: Path) -> tuple[dict[str, dict[str, dict]], list[dict]]:
-    """({dataset: {tag: result}}, failed runs) from results/<dataset>/<tag>.json (speed/ excluded)."""
+    """({dataset: {tag: result}}, failed runs) from results/<dataset>/<tag>.json (speed/ excluded); runs of one
+    setting with several seeds (tags `<base>-s<seed>`) become one result `<base>` with mean and std over seeds."""
     runs, failed = {}, []
     for d in sorted(p for p in results.iterdir() if p.is_dir() and p.name != "speed") if results.is_dir() else []:
         for f in sorted(d.glob("*.json")):
@@ -130,7 +139,39 @@ def load_results(results: Path) -> tuple[dict[str, dict[str, dict]], list[dict]]
                     failed.append(doc)
             else:
                 runs.setdefault(d.name, {})[doc.get("tag", f.stem)] = doc
-    return runs, failed
+    return {name: merge_seeds(tags) for name, tags in runs.items()}, failed
+
+
+def merge_seeds(results: dict[str, dict]) -> dict[str, dict]:
+    """Replace the `<base>-s<seed>` results of each base by one: mean over seeds in `mean`, std in `std`."""
+    import numpy as np
+
+    groups: dict[str, list[str]] = {}
+    for tag in results:
+        m = SEED.match(tag)
+        if m:
+            groups.setdefault(m["base"], []).append(tag)
+    out = {t: r for t, r in results.items() if not SEED.match(t)}
+    for base, tags in groups.items():
+        docs = [results[t] for t in sorted(tags)]
+        keys = [k for k in docs[0]["mean"] if all(isinstance(d["mean"].get(k), (int, float)) for d in docs)]
+        vals = {k: np.array([d["mean"][k] if d["mean"][k] is not None else np.nan for d in docs], float)
+                for k in keys}
+        merged = dict(docs[0])
+        merged.update(tag=base, seeds=[SEED.match(t)["seed"] for t in sorted(tags)],
+                      mean={k: float(np.nanmean(v)) for k, v in vals.items()},
+                      std={k: float(np.nanstd(v)) for k, v in vals.items()}, series=docs[0]["series"])
+        merged["run"] = dict(docs[0].get("run", {}))
+        merged["run"]["seconds"] = {k: float(np.mean([d["run"]["seconds"].get(k) or 0 for d in docs]))
+                                    for k in docs[0].get("run", {}).get("seconds", {})}
+        out[base if base not in out else f"{base} (seeds)"] = merged
+    return out
+
+
+def cell_value(r: dict, key: str) -> str:
+    """"0.712" or, for a merged multi-seed result, "0.712 ± 0.110"."""
+    v, sd = r["mean"].get(key), (r.get("std") or {}).get(key)
+    return fmt(v) + (f" ± {sd:.3f}" if sd is not None and not math.isnan(sd) else "")
 
 
 def _order(names, preferred) -> list[str]:
@@ -179,7 +220,7 @@ def dataset_table(name: str, results: dict[str, dict]) -> list[str]:
         cells = []
         for key, _ in COLUMNS:
             v = r["mean"].get(key)
-            cell = fmt(v)
+            cell = cell_value(r, key)
             if v is not None and best_ours[key] is not None and v == best_ours[key] and len(tags) > 1:
                 cell = f"**{cell}**"
             pub = published.best(name, key)
@@ -190,7 +231,8 @@ def dataset_table(name: str, results: dict[str, dict]) -> list[str]:
             cells.append(cell)
         seconds = r.get("run", {}).get("seconds", {})
         wall = (seconds.get("train") or 0) + (seconds.get("evaluate") or 0)
-        label = tag + (f" ({subsampled(r)} subsampled)" if subsampled(r) else "")
+        label = tag + (f" ({subsampled(r)} subsampled)" if subsampled(r) else "") + (
+            f" ({len(r['seeds'])} seeds)" if r.get("seeds") else "")
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {wall:.0f} |")
     if name in published.BEST:
         cells = []
@@ -229,6 +271,22 @@ def ablation_table(name: str, results: dict[str, dict]) -> list[str]:
         paper = [" / ".join(f"{v:.3f}" for v in published.PAPER_ABLATIONS[variant][d]) for d in paper_sets]
         lines.append(f"| {label} | {tag} ({overrides}) | " + " | ".join(fmt(r["mean"].get(k)) for k in published.METRICS)
                      + " | " + " | ".join(paper) + " |")
+    return lines + [""]
+
+
+def our_ablation_table(name: str, results: dict[str, dict]) -> list[str]:
+    """Each kept choice of ours switched off against the default (mean ± std over seeds where there are several)."""
+    present = [a for a in OUR_ABLATIONS if a[0] in results]
+    if len(present) < 2:
+        return []
+    lines = [f"### What each choice of ours buys on {name.upper()}", "",
+             "Each row switches one choice of the default off (`benchmarks/variants.yaml`), same data and harness.",
+             "", "| variant | tag | seeds | " + " | ".join(c for k, c in COLUMNS if k != "f1_label_free") + " |",
+             "|---|---|---|" + "---:|" * (len(COLUMNS) - 1)]
+    for tag, label in present:
+        r = results[tag]
+        lines.append(f"| {label} | {tag} | {', '.join(r.get('seeds') or [str(r['run']['params']['train']['seed'])])}"
+                     " | " + " | ".join(cell_value(r, k) for k, _ in COLUMNS if k != "f1_label_free") + " |")
     return lines + [""]
 
 
@@ -309,7 +367,8 @@ def render(results: Path, out: Path, png: Path) -> str:
     if not runs:
         lines += ["No results yet: run `benchmarks/run.py`.", ""]
     for name in _order(runs, DATASET_ORDER):
-        lines += dataset_table(name, runs[name]) + ablation_table(name, runs[name])
+        lines += dataset_table(name, runs[name]) + our_ablation_table(name, runs[name]) + ablation_table(name,
+                                                                                                      runs[name])
     lines += speed_section(results / "speed")
     if failed:
         lines += ["## Failed runs", ""] + [f"- {f['dataset']} / {f['tag']}: {f['error']}" for f in failed] + [""]

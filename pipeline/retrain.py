@@ -311,7 +311,9 @@ def check_export(export_dir: Path, dataset: str) -> dict:
         card = load_card(card_path.parent)
         sess, _ = onnx_session(card_path.parent / ONNX_FILE, "cpu")
         scores = session_scorer(sess)(np.zeros((2, card["window"], card["n_channels"]), np.float32))
-        if scores.shape != (2,) or not (np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()):
+        tokens = card.get("token_output") or {}
+        expected = (2, *tokens.get("shape", ["batch"])[1:])  # (2,) window scores, or (2, N) token scores
+        if scores.shape != expected or not (np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()):
             raise PipelineError(f"{card_path.parent}: the exported model scores {scores!r} on zero windows")
         series[card_path.parent.name] = card["onnx"]["sha256"]
     if not any(series.values()):

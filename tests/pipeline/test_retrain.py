@@ -50,8 +50,8 @@ def tiny_params(path: Path, **train) -> None:
                                    "options": {"n_channels": 8, "train_length": 1000, "test_length": 2000,
                                                "seed": 2021}}}
     p["window"] = 16
-    p["model"].update(name="aster", backbone="none", d_model=16, depth=1)
-    p["train"].update({"epochs": 1, "stride": 8, "seed": 2021, "device": "cpu", **train})
+    p["model"].update(name="aster", backbone="none", d_model=16, depth=1, patch=4)
+    p["train"].update({"epochs": 1, "steps": None, "stride": 8, "seed": 2021, "device": "cpu", **train})
     p["train"]["threshold"]["score_stride"] = 8
     p["evaluate"]["score_stride"] = 8
     path.write_text(yaml.safe_dump(p, sort_keys=False))
