@@ -87,39 +87,15 @@ those runs fail; `pca-unweighted` is the same model with `weighted=False`, run o
 `--models pca --tag pca-unweighted --set 'model.baseline.params={weighted: false}'`. PyOD's CBLOF cannot split its
 clusters into large/small on some SKAB files and fails there. Failed runs are listed at the end.
 
-**Where ASTER stands (honest reading, 2026-11-23).** ASTER rows use `params.yaml`'s CPU defaults (MiniLM, first 2
-layers, LoRA; window 100; training stride 10; 5 epochs of plain SGD at lr 0.01, batch 64; scoring stride 10), not
-the paper's GPT-2 setting: no GPU and no GPT-2 weights were available in the sessions that ran them, and the paper's
-learning rate, epochs and window are missing from the text we have. Seed 2021 everywhere unless the tag says
-otherwise; one seed per row.
+**Where ASTER stands (honest reading, 2026-12-01).** ASTER rows named `aster` use `params.yaml` as committed:
+patch tokens of 10 steps, F = the linear adapter alone (`backbone: none`, the CPU budget), anchored pseudo-anomalies,
+per-token targets and scores with max pooling, AdamW at 1e-3 with F at 0.1x and G at 0.01x the learning rate, 600
+optimiser steps per series over stride-1 windows; seeds 2021, 2022 and 2023, mean ± std over seeds (population
+std). Rows `old-aster*` are the default of 2026-11 (the paper's game, one token per step, MiniLM + LoRA, 5 SGD
+epochs at stride 10; one seed), kept for comparison; `--variant old-default` reproduces it. Development sets (the
+only ones defaults were chosen on): SYNTHETIC, DAPHNET, ASD. MSL, SKAB and SMD were run once with the chosen defaults.
 
-- *Below the published best almost everywhere.* On MSL (same arrays as TAB) ASTER beats TAB's GPT4TS and TimesNet
-  rows on F1, AUROC and AUPR but stays below TAB's best on every metric and below our own KNN on all but AUROC. On
-  ASD (same 12 entities) it is at chance (AUROC 0.500; per entity 0.26-0.79), far below KMeans (our 0.859, TAB's
-  0.870). On SMD (19 of the 28 machines, scored per machine: not comparable with TAB's one concatenated series) it
-  is at chance too (AUROC 0.506; per machine 0.19-0.82). On SKAB its AUROC (0.397) is below chance; on Daphnet it is
-  in the range of TAB's rows (other series, not comparable).
-- *What we believe limits it: too few SGD steps.* A fixed training stride of 10 and 5 epochs give a series of n fit
-  rows about n / 640 x 5 steps: 5 per SKAB file (320 fit rows), about 55 per ASD entity, about 60 on Daphnet, about
-  150 per SMD machine and 365 on MSL. On ASD and SMD the classifier never separates normal windows from
-  pseudo-anomalies (last epoch: `cls_normal` 0.40-0.47 and `cls_pseudo` 0.85-0.92 on ASD, 0.53-0.55 and 0.72-0.74 on
-  SMD, i.e. it gives every window about the same probability), so the scores are close to those of an untrained
-  network, which is what AUROCs around 0.5 on ASD, SMD and SKAB say. Only on MSL does training get anywhere, and
-  there the opposite happens by epoch 4: the classifier wins the adversarial game (`cls_normal`, `cls_pseudo` 0.01),
-  the generator's gradient through the reversal layer vanishes with the saturated sigmoid, and the pseudo-anomalies
-  stop moving (feature PCA in `plots/`). On the synthetic default, five times the steps (stride 2, 250 steps) lifts
-  AUROC from 0.406 to 0.523 and VUS-PR from 0.080 to 0.101 (row `aster-stride2` under SYNTHETIC, against
-  `metrics/synthetic.json`; one seed): more steps help, but not enough on their own. The paper's setting (every
-  stride-1 window, 10x the steps per epoch, on a GPU) is the first thing to try; on this 2-core machine a stride-1
-  ASD run would take about 4 hours.
-- *Ablations (MSL, the paper's set).* LoRA 0.633 > MLP classifier 0.565 > frozen LM 0.552 > adapter only 0.475 in
-  AUROC, and LoRA is also first in F1, AUPR and VUS-PR (frozen LM is first in VUS-ROC): the same headline as the
-  paper (LoRA beats frozen, no-LM and MLP on PUMP), on one seed and one dataset. On Daphnet (about 60 steps) the
-  ordering differs (full fine-tuning and MLP best, the LoRA default second worst) and the seed alone moves the
-  default from AUROC 0.779 to 0.886 (`aster-seed2022`), so we do not read the Daphnet ordering as a finding.
-- *Time.* A default MSL run costs about 11-13 minutes of the 2-core machine when it is quiet (frozen LM: 759 s, MLP:
-  637 s, train + evaluate; the default row's 3,883 s was measured while other jobs loaded the CPU); ASD 23 min; SMD
-  102 min (training 5,427 s for the 19 machines, evaluation 686 s).
+SUMMARY_PLACEHOLDER
 """
 
 
