@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -39,6 +40,7 @@ LOGGED = ("elbo", "recon", "kl", "cls_normal", "cls_pseudo", "feat_distance", "g
 
 @dataclass
 class AsterConfig:
+    inference_only: ClassVar[tuple[str, ...]] = ("score_level",)  # a finished training run resumes across these
     n_channels: int
     window: int = 100
     patch: int = 1  # (ours) time steps per token; 1 = the paper's one token per step. window % patch == 0

@@ -171,6 +171,9 @@ def run_fingerprint(model: nn.Module, windows: SlidingWindows, cfg: TrainConfig)
     """
     h = hashlib.sha256(np.ascontiguousarray(windows.series).tobytes())
     model_config = asdict(model.config) if is_dataclass(getattr(model, "config", None)) else repr(model)
+    if isinstance(model_config, dict):  # settings that only change inference (e.g. score_level) do not retrain
+        model_config = {k: v for k, v in model_config.items()
+                        if k not in getattr(model.config, "inference_only", ())}
     h.update(json.dumps({"model": model_config, "window": windows.window,
                          **{k: getattr(cfg, k) for k in _RESUME_KEYS}}, sort_keys=True, default=str).encode())
     return h.hexdigest()

@@ -197,6 +197,28 @@ def test_step_budget_resume_with_sparse_checkpoints_is_bit_identical(tmp_path):
     assert drop_timing(h_resumed) == drop_timing(h_straight)
 
 
+def test_inference_only_settings_do_not_retrain(tmp_path):
+    """score_level changes only how scores map to steps: a finished run resumes as it is, no step is taken."""
+    from aster.model import Aster, AsterConfig
+
+    x = toy_series(T=120)
+    cfg = TrainConfig(**{**CFG.__dict__, "steps": 4, "checkpoint_steps": 1})
+    kw = dict(n_channels=3, window=8, patch=2, backbone="none", d_model=8, n_heads=2, depth=1, pseudo="anchored",
+              target="token", pooling="max")
+    torch.manual_seed(0)
+    first = Aster(AsterConfig(**kw, score_level="window"))
+    train(first, x, cfg, tmp_path / "run", progress=False)
+    torch.manual_seed(1)
+    again = Aster(AsterConfig(**kw, score_level="token"))
+    again.training_losses = lambda _: pytest.fail("a finished run was trained again")
+    train(again, x, cfg, tmp_path / "run", progress=False)
+    assert_same_weights(first, again)
+    torch.manual_seed(1)
+    other = Aster(AsterConfig(**kw, score_level="window", pseudo_span=0.5))  # a training setting: starts afresh
+    train(other, x, cfg, tmp_path / "run", progress=False)
+    assert not torch.equal(other.classifier.head.weight, first.classifier.head.weight)
+
+
 def test_optimizer_choices_and_errors():
     from aster.training import make_optimizer
 
