@@ -158,11 +158,23 @@ def test_ablation_table_puts_our_variants_next_to_the_papers():
         return {"mean": {"f1": 0.2, "auroc": auroc, "aupr": 0.1, "vus_roc": 0.6, "vus_pr": 0.2},
                 "run": {"overrides": overrides}}
 
-    assert report.ablation_table("msl", {"aster": result(0.6, []), "hbos": result(0.9, [])}) == []  # one variant
-    lines = report.ablation_table("msl", {"aster": result(0.633, []), "hbos": result(0.9, []),
-                                          "aster-no-lm": result(0.512, ["model.backbone=none"])})
+    assert report.ablation_table("msl", {"old-aster": result(0.6, []), "hbos": result(0.9, [])}) == []  # one variant
+    lines = report.ablation_table("msl", {"old-aster": result(0.633, []), "hbos": result(0.9, []),
+                                          "old-aster-no-lm": result(0.512, ["model.backbone=none"])})
     rows = [line for line in lines if line.startswith("| ") and "variant" not in line]
-    assert len(rows) == 2 and rows[0].startswith("| adapter only (no LM) | aster-no-lm (model.backbone=none) |")
+    assert len(rows) == 2 and rows[0].startswith("| adapter only (no LM) | old-aster-no-lm (model.backbone=none) |")
     assert "| 0.512 |" in rows[0] and "| 0.633 |" in rows[1] and "defaults" in rows[1]
     psm_lora = " / ".join(f"{v:.3f}" for v in published.PAPER_ABLATIONS["lora"]["PSM"])
     assert psm_lora == "0.512 / 0.697 / 0.501" and psm_lora in rows[1]
+
+
+def test_report_merges_seeds_into_mean_and_std():
+    report = script("report")
+    runs = {f"aster-s{s}": {"tag": f"aster-s{s}", "mean": {"auroc": a, "vus_pr": v}, "series": {"x": {}},
+                            "run": {"seconds": {"train": 10.0}}}
+            for s, a, v in ((2021, 0.6, 0.2), (2022, 0.8, 0.4))}
+    runs["knn"] = {"tag": "knn", "mean": {"auroc": 0.7, "vus_pr": 0.3}, "series": {}, "run": {}}
+    merged = report.merge_seeds(runs)
+    assert set(merged) == {"aster", "knn"} and merged["aster"]["seeds"] == ["2021", "2022"]
+    assert merged["aster"]["mean"]["auroc"] == pytest.approx(0.7) and merged["aster"]["std"]["auroc"] == pytest.approx(0.1)
+    assert report.cell_value(merged["aster"], "vus_pr") == "0.300 ± 0.100" and report.cell_value(runs["knn"], "auroc") == "0.700"
