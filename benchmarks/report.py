@@ -94,15 +94,15 @@ per-token targets with max pooling, per-step scores from window scores, AdamW at
 optimiser steps per series over stride-1 windows; seeds 2021, 2022 and 2023, mean ± std over seeds (population
 std). Rows `old-aster*` are the default of 2026-11 (the paper's game, one token per step, MiniLM + LoRA, 5 SGD
 epochs at stride 10; one seed), kept for comparison; `--variant old-default` reproduces it. Development sets (the
-only ones defaults were chosen on): SYNTHETIC, DAPHNET, ASD (2 of 3 seeds: the third did not fit the session).
+only ones defaults were chosen on): SYNTHETIC, DAPHNET, ASD.
 MSL was run with the chosen defaults (3 seeds); SKAB and SMD were not run with them yet (their `old-aster` rows are
 the old default).
 
 - *Not yet where it must be.* With the defaults chosen on the development sets, ASTER is above chance on every
   dataset it ran on, but below the best classical baseline of our own harness everywhere: SYNTHETIC AUROC 0.809 ±
   0.015 / VUS-PR 0.321 ± 0.063 (LOF 0.855 / 0.532), DAPHNET 0.657 ± 0.115 (KMeans 0.924), MSL 0.600 ± 0.034 (KNN
-  0.631, TAB's best 0.684), ASD 0.761 ± 0.010 / 0.259 ± 0.035
-  (2 seeds; KMeans 0.859 / 0.310). The old default scored 0.406 / 0.080 on SYNTHETIC
+  0.631, TAB's best 0.684), ASD 0.763 ± 0.008 / 0.247 ± 0.033
+  (KMeans 0.859 / 0.310). The old default scored 0.406 / 0.080 on SYNTHETIC
   (`metrics/synthetic.json` before 2026-12-01), 0.633 on MSL and 0.500 on ASD (rows `old-aster`, one seed).
 - *What changed the most.* Patch tokens and a step budget made the model trainable on this machine (10.4x the
   training windows/s and 113x the onnxruntime scoring windows/s of the old default, same run; section Speed).
