@@ -101,12 +101,12 @@ def check_graph(path: str | Path, window: int, n_channels: int, tokens: int | No
     def dims(v) -> list:
         return [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
 
-    (inp,), outs = m.graph.input, m.graph.output
-    def fixed(d, want):  # the legacy exporter may leave the token axis symbolic; parity checks its length
-        return want if isinstance(d, str) and tokens else d
+    def fixed(d):  # the legacy exporter may leave the token axis symbolic; parity checks its length
+        return tokens if isinstance(d, str) and tokens else d
 
+    (inp,), outs = m.graph.input, m.graph.output
     got = (inp.name, dims(inp)[1:], inp.type.tensor_type.elem_type,
-           [(o.name, [fixed(d, tokens) for d in dims(o)[1:]]) for o in outs])
+           [(o.name, [fixed(d) for d in dims(o)[1:]]) for o in outs])
     want = (INPUT, [window, n_channels], onnx.TensorProto.FLOAT,
             [(OUTPUT, [])] + ([(TOKEN_OUTPUT, [tokens])] if tokens else []))
     if got != want or isinstance(dims(inp)[0], int) and dims(inp)[0] > 0:
@@ -298,24 +298,22 @@ def onnx_session(path: str | Path, device: str = "auto", threads: int | None = N
     return sess, used
 
 
-def window_scorer(sess):
-    """numpy (B, W, C) -> (B,) float32 window scores over an ORT session."""
+def _output_scorer(sess, output: str):
+    """numpy (B, W, C) -> the float32 graph output `output` of an ORT session."""
 
     def score(batch: np.ndarray) -> np.ndarray:
-        return sess.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return sess.run([output], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
     return score
+
+
+def window_scorer(sess):
+    """numpy (B, W, C) -> (B,) float32 window scores over an ORT session."""
+    return _output_scorer(sess, OUTPUT)
 
 
 def session_scorer(sess):
     """numpy (B, W, C) -> the scores aster.scoring maps to steps: (B, N) token scores where the graph has them,
     else (B,) window scores."""
-    names = {o.name for o in sess.get_outputs()}
-    if TOKEN_OUTPUT not in names:
-        return window_scorer(sess)
-
-    def score(batch: np.ndarray) -> np.ndarray:
-        return sess.run([TOKEN_OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-
-    return score
-
+    has_tokens = any(o.name == TOKEN_OUTPUT for o in sess.get_outputs())
+    return _output_scorer(sess, TOKEN_OUTPUT if has_tokens else OUTPUT)

@@ -302,9 +302,9 @@ def _train(model, windows, cfg, out_dir, resume, live, progress, rank, world, de
         for k, v in zip(keys, means):
             if not np.isfinite(v):
                 raise FloatingPointError(f"epoch {epoch + 1}: mean {k} is {v}; lower lr (now {cfg.lr})")
-        history.append({"epoch": epoch + 1, **dict(zip(keys, means)), "seconds": seconds,
-                        "step_seconds": seconds / local_steps, "steps": sum(plan[:epoch + 1])})
         done = sum(plan[:epoch + 1])
+        history.append({"epoch": epoch + 1, **dict(zip(keys, means)), "seconds": seconds,
+                        "step_seconds": seconds / local_steps, "steps": done})
         if done - saved_at < cfg.checkpoint_steps and epoch + 1 < len(plan):
             continue  # short epochs (a step budget on a short series): checkpoint every checkpoint_steps steps
         saved_at = done

@@ -53,7 +53,7 @@ def build_model(smoke: bool, n_channels: int, variant: str = "default"):
     if smoke:
         patch = 1 if variant == "old-default" else 4
         return Aster(AsterConfig(n_channels=3, window=16, backbone="none", patch=patch)).eval()
-    p = config_params(variant, params("window", "model", "train"))
+    p = config_params(variant, params("window", "model", "train", "evaluate"))
     return Aster(aster_config(p["model"], n_channels, p["window"])).eval()
 
 

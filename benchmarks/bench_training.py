@@ -19,10 +19,8 @@ Writes benchmarks/results/speed/training.json (training.smoke.json with --smoke)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +44,12 @@ def peak_tflops(device_name: str) -> float | None:
 
 
 def config_params(name: str, base: dict) -> dict:
-    """params of a config: the default, a named variant over it, or the default with all MiniLM layers."""
-    from benchmarks.run import load_variants, set_key
+    """params of a config: the default, a named variant over it (as run.py applies it), or all MiniLM layers."""
+    from benchmarks.run import load_variants, run_params
 
-    p = deepcopy(base)
+    p = run_params(base, {}, "aster", [], None if name in ("default", "default-minilm-6") else load_variants()[name])
     if name == "default-minilm-6":
         p["model"].update(backbone="minilm", backbone_layers=None)
-    elif name != "default":
-        for k, v in load_variants()[name]["set"].items():
-            if k.split(".")[0] in p:
-                set_key(p, f"{k}={json.dumps(v)}")
     return p
 
 
@@ -144,7 +138,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    base = params("window", "model", "train")
+    base = params("window", "model", "train", "evaluate")  # variants also set evaluate keys
     configs = {k: config_params(k, base) for k in args.configs}
     if args.smoke:
         for name, p in list(configs.items()):
