@@ -104,8 +104,8 @@ the old default).
   0.631, TAB's best 0.684), ASD 0.763 ± 0.008 / 0.247 ± 0.033
   (KMeans 0.859 / 0.310). The old default scored 0.406 / 0.080 on SYNTHETIC
   (`metrics/synthetic.json` before 2026-12-01), 0.633 on MSL and 0.500 on ASD (rows `old-aster`, one seed).
-- *What changed the most.* Patch tokens and a step budget made the model trainable on this machine (10.4x the
-  training windows/s and 113x the onnxruntime scoring windows/s of the old default, same run; section Speed).
+- *What changed the most.* Patch tokens and a step budget made the model trainable on this machine (28x the
+  training windows/s and 96x the onnxruntime scoring windows/s of the old default on a quiet machine, same run; section Speed).
   Per-step scores from window scores rather than token scores: SYNTHETIC AUROC 0.809 ± 0.015 vs 0.648 ± 0.083
   (`aster-score-token`), MSL 0.600 ± 0.034 vs 0.538 ± 0.030; on DAPHNET the two are within noise (0.657 ± 0.115 vs
   0.671 ± 0.145). A generator at the common learning rate wins the game and the detector falls to chance
