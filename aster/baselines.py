@@ -1,4 +1,4 @@
-"""Classical baselines that win TAB (PROTOCOL.md §4): KMeansAD, HBOS, IForest, KNN, PCA, LOF, CBLOF.
+"""Classical baselines that win TAB (docs/evaluation.md §5): KMeansAD, HBOS, IForest, KNN, PCA, LOF, CBLOF.
 
 They run through scikit-learn and PyOD, not re-implementations, so their numbers are those of the libraries that the
 community uses. Two families:

@@ -3,7 +3,7 @@
 The exported graph is `Aster.export_module()`: extractor (LoRA merged) + classifier + sigmoid. Input `windows`
 (batch, W, C) float32 with a dynamic batch, already scaled with the card's statistics; output `score` (batch,)
 in [0, 1], and for a model that scores per token (`score_level: token`) a second output `token_scores`
-(batch, N), N = W / patch, which the per-step mapping uses (aster.scoring). The legacy exporter is the default (one self-contained file, STACK.md §3); the trace bakes in the
+(batch, N), N = W / patch, which the per-step mapping uses (aster.scoring). The legacy exporter is the default (one self-contained file); the trace bakes in the
 window length, so a new `window` needs a re-export. Only export_onnx, check_parity and export_model import torch
 (lazily): a serving process reads cards and opens sessions without it.
 """
@@ -268,7 +268,7 @@ def load_card(directory: str | Path) -> dict:
 def onnx_session(path: str | Path, device: str = "auto", threads: int | None = None):
     """(InferenceSession, providers actually in use).
 
-    `get_available_providers()` lists CUDA even where it cannot load (STACK.md §3), so CUDA is asked for and the
+    `get_available_providers()` lists CUDA even where it cannot load, so CUDA is asked for and the
     session's own providers are the truth. auto: CUDA if it really loads, else CPU (quietly); cuda: CUDA or a
     clear error; cpu: CPU only.
     """

@@ -5,14 +5,10 @@ everything about loading Hugging Face backbones offline lives here.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model hub here; without this a miss retries for ~50 s
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 import torch.nn as nn

@@ -1,8 +1,8 @@
 """Window scores -> one score per time step.
 
-Default (ASTER.md, ours): stride-1 windows, every step gets the mean score of the windows covering it. With a
+Default (ours, docs/method.md): stride-1 windows, every step gets the mean score of the windows covering it. With a
 larger stride a final window ending at T-1 is always added, so every step is covered (no zero-padded tail).
-`tab_faithful=True` reproduces TAB's artefact instead (PROTOCOL.md §1.4): non-overlapping windows and the last
+`tab_faithful=True` reproduces TAB's artefact instead (docs/evaluation.md §2): non-overlapping windows and the last
 T mod W steps scored 0; use it only to compare with TAB's published numbers.
 
 Everything runs through a `scorer`: a callable mapping a float32 (B, W, C) numpy batch to (B,) window scores or

@@ -29,9 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 
 # ----------------------------------------------------------------------------- model
@@ -192,6 +189,9 @@ def http_load(model_dir: Path, window: int, n_channels: int, levels: list[int], 
 
 
 def main() -> None:
+    from aster.env import setup_environment
+
+    setup_environment()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, help="an export directory (model.onnx + card.json)")
     parser.add_argument("--channels", type=int, default=12, help="channels of the default model (no --model-dir)")

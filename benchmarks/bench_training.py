@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import write_speed  # noqa: E402
-from pipeline.common import params  # noqa: E402  (also sets the offline environment)
+from aster.env import setup_environment  # noqa: E402
+from pipeline.common import params  # noqa: E402
 
 CONFIGS = ("default", "old-default", "paper", "default-minilm-6")
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.0, "H200": 989.0, "A100": 312.0,
@@ -122,6 +123,7 @@ def measure(name: str, p: dict, n_channels: int, device: str, steps: int, warmup
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    setup_environment()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--channels", type=int, default=38, help="input channels (38 = SMD)")
     parser.add_argument("--steps", type=int, default=10)

@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_vus.py [--smoke] [--json [DIR]] [--vus-python /tmp/vusenv/bin/python]
 
-The loop reference (tests/metrics/test_vus.py, PROTOCOL.md §2.4 written as per-window, per-threshold loops)
+The loop reference (tests/metrics/test_vus.py, docs/evaluation.md §3.3 written as per-window, per-threshold loops)
 would take many minutes on the big series: it is timed on a small series of the same recipe (a few windows, side
 by side with the vectorised code), and on the big series for one window only (w = L), which is multiplied by the
 729 windows; that big-series total is an extrapolation, printed as such.
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"-> ~{extrapolated / t_vus:.0f}x")
         fig["big"].update(loop_one_window_s=t_one, loop_extrapolated_s=extrapolated)
 
-        # PyPI vus 0.0.6 on the small series (the big one would take ~10 min, PROTOCOL.md §5): its own windows
+        # PyPI vus 0.0.6 on the small series (the big one would take ~10 min, docs/evaluation.md §3.4): its own windows
         # 0..2L, so its time compares with the vectorised time over all windows of the same series.
         pkg = time_vus_package(args.vus_python, ys, ss, 2 * Ls, args.vus_timeout)
         fig["vus_package"] = pkg
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"PyPI vus {pkg.get('version') or '0.0.6'} on n = {len(ys):,} (slidingWindow 2L = {2 * Ls}): "
                   f"{pkg['seconds']:.2f} s vs vectorised {t_vec_small:.3f} s -> {pkg['seconds'] / t_vec_small:.0f}x; "
                   f"its VUS-ROC {m.get('VUS_ROC', float('nan')):.4f} / VUS-PR {m.get('VUS_PR', float('nan')):.4f} vs "
-                  f"TAB's {np.mean(roc_s):.4f} / {np.mean(pr_s):.4f} (a different quantity, PROTOCOL.md §5)")
+                  f"TAB's {np.mean(roc_s):.4f} / {np.mean(pr_s):.4f} (a different quantity, docs/evaluation.md §3.4)")
         else:
             print(f"PyPI vus: {pkg['status']} ({pkg['detail']})")
         if args.vus_big and pkg["status"] == "ok":
@@ -221,7 +221,7 @@ def write_json_result(fig: dict, args) -> None:
                          f"{pkg['seconds'] / sm['vectorised_s']:.0f}x", "measured (separate venv)"])
             notes.append(f"PyPI vus values on the small series: VUS-ROC {m.get('VUS_ROC', float('nan')):.4f}, "
                          f"VUS-PR {m.get('VUS_PR', float('nan')):.4f}; TAB's definition (ours): "
-                         f"{sm['vus_roc']:.4f}, {sm['vus_pr']:.4f}: a different quantity (PROTOCOL.md §5)")
+                         f"{sm['vus_roc']:.4f}, {sm['vus_pr']:.4f}: a different quantity (docs/evaluation.md §3.4)")
         else:
             notes.append(f"PyPI vus 0.0.6: {pkg['status']} ({pkg['detail']})")
     big_pkg = fig.get("vus_package_big")

@@ -1,7 +1,7 @@
-"""TAB's published multivariate numbers for the datasets we have, transcribed from ../shared/PROTOCOL.md §4.3.
+"""TAB's published multivariate numbers for the datasets we have, transcribed from TAB's results PDF (docs/evaluation.md §5).
 
 Source: decisionintelligence/TAB at commit e2b43d4, `docs/results/TAB multivariate dataset result.pdf` (16 tables,
-58 method rows x 29 datasets), as transcribed in PROTOCOL.md §4.3. Every value is the mean over a dataset's series.
+58 method rows x 29 datasets), see docs/evaluation.md §5. Every value is the mean over a dataset's series.
 F1 is label mode (best anomaly ratio, no point adjustment); the other four are score mode: AUROC (A-R), AUPR (A-P,
 average precision), VUS-ROC, VUS-PR (TAB's 2022 VUS with buffer 0..2L). Label and score numbers come from separate
 TAB runs; the tods/merlion rows use their library's own thresholds for F1, not the ratio grid.
@@ -10,7 +10,7 @@ TAB runs; the tods/merlion rows use their library's own thresholds for F1, not t
 from __future__ import annotations
 
 SOURCE = ("TAB (decisionintelligence/TAB @ e2b43d4), docs/results/TAB multivariate dataset result.pdf; "
-          "transcribed in ../shared/PROTOCOL.md §4.3")
+          "see docs/evaluation.md §5")
 METRICS = ("f1", "auroc", "aupr", "vus_roc", "vus_pr")
 
 # dataset -> metric -> (best value over all 58 published methods, the method that has it)
@@ -53,8 +53,8 @@ COMPARABILITY: dict[str, tuple[bool, str]] = {
     "daphnet": (False, "one TSB-AD-M series; TAB's Daphnet is the mean over 7 recordings (S01R02 ... S08R01)"),
 }
 
-# The ASTER paper's own ablations (ASTER.md; GPT-2 backbone, seed 2021): variant -> dataset -> (F1, AUROC, AUPR).
-# Other datasets than ours (PSM, PUMP are not in ../shared/data), so a reference for the ordering, not the values.
+# The ASTER paper's own ablations (the paper's tables; GPT-2 backbone, seed 2021): variant -> dataset -> (F1, AUROC, AUPR).
+# Other datasets than ours (PSM, PUMP are not in our benchmark data), so a reference for the ordering, not the values.
 PAPER_ABLATIONS: dict[str, dict[str, tuple[float, float, float]]] = {
     "no_lm": {"PSM": (0.479, 0.669, 0.447), "PUMP": (0.021, 0.460, 0.087)},
     "frozen": {"PSM": (0.354, 0.496, 0.389), "PUMP": (0.370, 0.802, 0.199)},

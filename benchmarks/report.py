@@ -3,7 +3,7 @@
     python benchmarks/report.py [--results benchmarks/results] [--out BENCHMARKS.md] [--png benchmarks/benchmarks.png]
 
 Per dataset: every model's mean over series of F1 (best anomaly ratio, TAB's label mode), the F1 at the label-free
-threshold, AUROC, AUPR, VUS-ROC, VUS-PR, next to TAB's published rows (PROTOCOL.md §4.3, benchmarks/published.py).
+threshold, AUROC, AUPR, VUS-ROC, VUS-PR, next to TAB's published rows (docs/evaluation.md §5, benchmarks/published.py).
 Then the speed/memory tables of benchmarks/results/speed/*.json and any failed runs. Only the header below is
 hand-written; everything else comes from the result files.
 """
@@ -51,7 +51,7 @@ not here.*
 **What is compared.** Every model row below ran through the same harness, `benchmarks/run.py`, which calls the
 pipeline's own stage functions (`pipeline/{ingest,validate,prepare,train,evaluate}.py`): the same loaders, the
 chronological 80/20 fit/validation split of the train part, z-scoring fitted on the 80 % part only, one score per
-test step, and TAB's metrics (PROTOCOL.md §2: F1 at the best of TAB's 10 anomaly ratios with pool = 80 % train
+test step, and TAB's metrics (docs/evaluation.md §3-4: F1 at the best of TAB's 10 anomaly ratios with pool = 80 % train
 scores + test scores, AUROC, AUPR = average precision, TAB's 2022 VUS with buffers 0..2L). Metrics are averaged over
 the series of a dataset, as TAB does. Reproduce a row with
 
@@ -67,7 +67,7 @@ same ratio grid. KNN and LOF are fitted on at most `model.baseline.max_train_row
 KMeans on at most that many windows (scored on all), see `aster/baselines.py`; where that subsampling applied, the
 per-series `series_info` of the result JSON says so.
 
-**Published rows** ("published (TAB PDF)") are transcribed from TAB's results PDF via `../shared/PROTOCOL.md` §4.3
+**Published rows** ("published (TAB PDF)") are transcribed from TAB's results PDF (docs/evaluation.md §5)
 (`benchmarks/published.py`): the best value over all 58 methods per metric (with the method), and the GPT4TS (full),
 TimesNet, KMeans and CATCH rows. They come from TAB's own runs (separate label- and score-mode runs, tuned per
 method), so they are a reference point, not a same-harness comparison, and for SMD, Daphnet and SKAB the series or

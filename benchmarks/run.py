@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine_info  # noqa: E402
-from pipeline.common import Paths, params, setup_logging  # noqa: E402  (also sets the offline environment)
+from pipeline.common import Paths, params, setup_logging  # noqa: E402
 
 log = logging.getLogger("bench")
 CATALOG = ROOT / "benchmarks" / "datasets.yaml"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,9 +11,6 @@ from typing import Iterator
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-for var, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GX_ANALYTICS_ENABLED": "false",
-                   "DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
-    os.environ.setdefault(var, value)
 
 
 def params(*blocks: str, path: Path | None = None) -> dict:
@@ -64,6 +60,10 @@ def stage_dataset(description: str | None) -> str:
 
 
 def setup_logging() -> None:
+    """Logging and the process environment (aster.env) of an entry point."""
+    from aster.env import setup_environment
+
+    setup_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     for noisy in ("great_expectations", "httpx", "urllib3", "filelock"):

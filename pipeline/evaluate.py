@@ -1,4 +1,4 @@
-"""Stage `evaluate`: score every test step, compute every PROTOCOL.md metric, write metrics.json and plots.
+"""Stage `evaluate`: score every test step, compute every metric of docs/evaluation.md, write metrics.json and plots.
 
 Score mode: AUROC, AUPR, R-AUC-ROC/PR, VUS-ROC/PR on test scores. Label mode: F1 over TAB's ratio grid with the
 pool = per-step scores of the 80 % train part + test scores (the ratio is an oracle choice, as in TAB). Next to

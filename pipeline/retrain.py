@@ -37,6 +37,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from aster.env import setup_environment
 from aster.registry import Registry, RegistryBusy, utc_now
 
 DEFAULTS = {"cron": "0 3 * * *", "metric": "vus_pr", "max_drop": 0.01, "datasets": None, "use_experiments": False,
@@ -202,11 +203,8 @@ def affected_stages(stages: dict[str, dict], stale: list[str]) -> list[str]:
 def tool_env() -> dict:
     """The environment for dvc and the stage commands: this interpreter's bin/ first on PATH (stages call
     `python`), no telemetry, offline model hubs."""
-    env = dict(os.environ)
+    env = setup_environment(dict(os.environ))
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    for k, v in {"DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                 "GX_ANALYTICS_ENABLED": "false", "TOKENIZERS_PARALLELISM": "false"}.items():
-        env.setdefault(k, v)
     return env
 
 
@@ -567,6 +565,7 @@ def _status(project: Path, registry_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    setup_environment()
     parser = argparse.ArgumentParser(prog="python -m pipeline.retrain", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project-dir", default=".", help="repository root (default: .)")

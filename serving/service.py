@@ -20,7 +20,7 @@ Environment:
                            20-40 s for the default MiniLM model on 2 CPU cores; the request timeout is 120 s)
   ASTER_MAX_BODY_BYTES     request bodies above this get 413 before parsing (default 64 MiB)
   ASTER_MAX_LATENCY_MS     adaptive-batching latency budget, read at import (default 10000: CPU needs seconds,
-                           a small budget sheds load as 503s, STACK.md §4; clients retry 503, serving/client.py)
+                           a small budget sheds load as 503s; clients retry 503, serving/client.py)
 
 Input contract, enforced here (BentoML's Shape validator reshapes silently, so it is not used): wrong rank, window
 length or channel count, non-numeric, NaN/inf, empty input, a series shorter than a window, and payloads over the
@@ -47,9 +47,10 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument
 from pydantic import BeforeValidator
 
+from aster.env import setup_environment
 from aster.export import CARD_FILE, ONNX_FILE, load_card, onnx_session, session_scorer, window_scorer
 
-os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+setup_environment()  # the service module is an entry point (bentoml imports it)
 log = logging.getLogger("bentoml.aster")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""ASTER model: shapes, and the gradient routing of ASTER.md proven on the gradients themselves."""
+"""ASTER model: shapes, and the gradient routing of docs/method.md proven on the gradients themselves."""
 
 import pytest
 import torch
@@ -218,7 +218,7 @@ def test_finetune_modes_decide_which_lm_weights_learn(finetune):
 def test_trainable_counts_order():
     counts = {ft: make(finetune=ft).num_parameters(trainable_only=True) for ft in ("frozen", "lora", "full")}
     lm = make(finetune="frozen").extractor.lm
-    assert counts["lora"] - counts["frozen"] == 2 * 5632  # 2 layers, r=8 on c_attn/c_proj (STACK.md: 5,632 at r=4)
+    assert counts["lora"] - counts["frozen"] == 2 * 5632  # 2 layers, r=8 on c_attn/c_proj
     assert counts["full"] - counts["frozen"] == sum(p.numel() for n, p in lm.named_parameters() if n != "wte.weight")
     m = make()
     assert m.num_parameters() == sum(p.numel() for p in m.parameters())

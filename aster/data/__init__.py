@@ -1,4 +1,4 @@
-"""Datasets: one interface for every source format (see `loaders.py`) and the synthetic default."""
+"""Datasets: one interface for every source format (see `loaders/`) and the synthetic default."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Train-only scaling and the chronological train/validation split (PROTOCOL.md §1.3).
+"""Train-only scaling and the chronological train/validation split (docs/evaluation.md §1.2-1.3).
 
 The scaler is fit on the first `train_fraction` of the training series only and stored as JSON
 (never pickle). The validation tail is used for the label-free production threshold, never for the

@@ -8,7 +8,6 @@ rows for one window in the fit part, the validation part and the test part.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +16,6 @@ import pandas as pd
 from aster.data import Dataset
 from aster.data.prepare import split_point
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 log = logging.getLogger(__name__)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 

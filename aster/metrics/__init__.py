@@ -1,4 +1,4 @@
-"""Evaluation metrics exactly as TAB computes them (PROTOCOL.md §2): score mode and label mode.
+"""Evaluation metrics exactly as TAB computes them (docs/evaluation.md §3-4): score mode and label mode.
 
 Every metric sees test vectors only. Score mode: `score_metrics(labels, scores)`; label mode:
 `label_mode_f1(test_labels, test_scores, pool_scores)`, `f1_at_threshold`, `point_adjusted_f1` (extra).

@@ -1,4 +1,4 @@
-"""Label-mode metrics (PROTOCOL.md §2.1): point-wise F1 of the anomaly class at TAB's anomaly-ratio thresholds.
+"""Label-mode metrics (docs/evaluation.md §4.1): point-wise F1 of the anomaly class at TAB's anomaly-ratio thresholds.
 
 TAB's rule: threshold tau_r = np.percentile(pool, 100 - r) (linear interpolation), prediction = score > tau_r
 (strict), F1 from sklearn's `precision_recall_fscore_support(zero_division=0)`, anomaly class. The published value

@@ -1,4 +1,4 @@
-"""Score-mode metrics of TAB's table (PROTOCOL.md §2.2-2.4): AUROC, AUPR, R-AUC-ROC/PR, VUS-ROC/PR."""
+"""Score-mode metrics of TAB's table (docs/evaluation.md §3.1-3.3): AUROC, AUPR, R-AUC-ROC/PR, VUS-ROC/PR."""
 
 from __future__ import annotations
 

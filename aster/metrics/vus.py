@@ -1,7 +1,7 @@
 """Range-AUC and VUS exactly as TAB computes them (the 2022 `RangeAUC_volume`), vectorised.
 
-Re-implemented from PROTOCOL.md §2.3-2.4 (TAB has no licence; the PyPI `vus`/`TSB-AD` packages compute a
-different quantity, §5). Definition, for labels y (n steps, P anomalous) and scores s:
+Re-implemented from docs/evaluation.md §3.2-3.3 (TAB has no licence; the PyPI `vus`/`TSB-AD` packages compute a
+different quantity, §3.4). Definition, for labels y (n steps, P anomalous) and scores s:
 
 * 250 thresholds t_k = sorted-descending s at positions floor(linspace(0, n-1, 250)); prediction_k = s >= t_k.
 * Window w, h = w // 2: the soft label l_w is y plus sqrt(1 - d/w) at e_j+d (d = 0..h-1, e_j = last step of

@@ -1,4 +1,4 @@
-"""Train-only scaling and the chronological split (PROTOCOL.md §1.3), saved without pickles."""
+"""Train-only scaling and the chronological split (docs/evaluation.md §1.2-1.3), saved without pickles."""
 
 import json
 

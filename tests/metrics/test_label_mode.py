@@ -1,4 +1,4 @@
-"""Label mode (PROTOCOL.md §2.1): ratio thresholds from the pool, strict >, anomaly-class F1; point adjustment."""
+"""Label mode (docs/evaluation.md §4.1): ratio thresholds from the pool, strict >, anomaly-class F1; point adjustment."""
 
 import math
 
@@ -9,7 +9,7 @@ from aster.metrics import DEFAULT_RATIOS, f1_at_threshold, label_mode_f1, point_
 
 
 def test_protocol_check_strict_threshold():
-    # §2.5: pool 0..99, r = 5 -> tau = 94.05 (linear interpolation); a score equal to tau is not flagged.
+    # docs/evaluation.md §4.1: pool 0..99, r = 5 -> tau = 94.05 (linear interpolation); a score equal to tau is not flagged.
     pool = np.arange(100.0)
     out = label_mode_f1([1, 1, 0], [94.05, 94.06, 3.0], pool, ratios=[5])
     row = out["per_ratio"][0]

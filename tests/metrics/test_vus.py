@@ -1,4 +1,4 @@
-"""VUS / Range-AUC against TAB's golden fixtures (PROTOCOL.md §2.5) and an independent plain-loop reference."""
+"""VUS / Range-AUC against TAB's golden fixtures (docs/evaluation.md §3.5) and an independent plain-loop reference."""
 
 import math
 
@@ -10,7 +10,7 @@ from aster.metrics import buffer_length, range_auc_vus, score_metrics, segments,
 
 
 def reference_window_area(y, s, w, right_new=None):
-    """PROTOCOL.md §2.4 written as plainly as possible: per window, per threshold, per segment loops.
+    """docs/evaluation.md §3.3 written as plainly as possible: per window, per threshold, per segment loops.
 
     right_new: how many new steps the right extension adds (None = TAB's floor(w/2)-1); only to show that the
     fixtures pin that choice.
@@ -70,7 +70,7 @@ i = np.arange(100)
 Y_A = (((i >= 20) & (i < 30)) | ((i >= 60) & (i < 65))).astype(int)
 S_A = ((37 * i) % 100) / 100 + 0.5 * Y_A
 S_B = np.floor(((37 * i) % 100) / 20) / 5 + 0.4 * Y_A
-GOLDEN = {  # TAB's own code, PROTOCOL.md §2.5
+GOLDEN = {  # TAB's own code, docs/evaluation.md §3.5
     "A": (S_A, dict(buffer_L=7, auroc=0.915294, aupr=0.770586, r_auc_roc=0.842748, r_auc_pr=0.682668,
                     vus_roc=0.877918, vus_pr=0.723085)),
     "B": (S_B, dict(buffer_L=7, auroc=0.894118, aupr=0.676555, r_auc_roc=0.838519, r_auc_pr=0.673145,
@@ -172,7 +172,7 @@ def test_large_window_relative_to_series():
 
 
 def test_constant_score_artefact():
-    # §2.6: a constant score gets VUS-PR ~ (1 + AR)/2, because the PR trapezoid starts at precision 1. Exactly:
+    # docs/evaluation.md §3.6: a constant score gets VUS-PR ~ (1 + AR)/2, because the PR trapezoid starts at precision 1. Exactly:
     # every threshold flags everything, so AP_w = (1 + sum(l_w)/n)/2, which is (1 + AR)/2 at w = 0 and 1 and
     # grows a little with the buffers. VUS-ROC is 0.5 at w = 0 and a little above with buffers.
     rng = np.random.default_rng(3)
