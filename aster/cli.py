@@ -97,39 +97,40 @@ def score(export_dir: Path, csv: Path, out: Annotated[Optional[Path], typer.Opti
     import numpy as np
     import pandas as pd
 
-    from aster.export import load_card, onnx_session, session_scorer
-    from aster.scoring import step_scores
+    from aster.inference import ExportedModel
 
     try:
-        card = load_card(export_dir)
+        model = ExportedModel(export_dir, device)
         frame = pd.read_csv(csv)
     except (FileNotFoundError, ValueError, pd.errors.ParserError) as e:
         _fail(str(e))
-    missing = [c for c in card["channels"] if c not in frame.columns]
+    channels = list(model.channels)
+    missing = [c for c in channels if c not in frame.columns]
     if missing:
-        _fail(f"{csv}: missing column(s) {missing}; the model expects {card['channels']}")
-    values = frame[card["channels"]]
+        _fail(f"{csv}: missing column(s) {missing}; the model expects {channels}")
+    values = frame[channels]
     non_numeric = [c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c])]
     if non_numeric:
         _fail(f"{csv}: column(s) {non_numeric} are not numeric")
     series = values.to_numpy(np.float64)
     if not np.isfinite(series).all():
         row, col = np.argwhere(~np.isfinite(series))[0]
-        _fail(f"{csv}: row {row + 2} column {card['channels'][col]!r} is not a finite number")
-    if len(series) < card["window"]:
-        _fail(f"{csv}: {len(series)} rows, the model's window needs {card['window']}")
-    scaled = ((series - np.asarray(card["scaler"]["mean"])) / np.asarray(card["scaler"]["scale"])).astype(np.float32)
-    sess, providers = onnx_session(Path(export_dir) / card["onnx"]["file"], device)
-    scores = step_scores(session_scorer(sess), scaled, card["window"], stride, progress=True)
-    threshold = card["threshold"]["threshold"]
-    result = pd.DataFrame({"score": scores, "anomaly": scores > threshold})
+        _fail(f"{csv}: row {row + 2} column {channels[col]!r} is not a finite number")
+    if len(series) < model.window:
+        _fail(f"{csv}: {len(series)} rows, the model's window needs {model.window}")
+    try:
+        scores = model.score_series(series, stride, progress=True)
+    except ValueError as e:
+        _fail(f"{csv}: {e}")
+    threshold = model.threshold
+    result = pd.DataFrame({"score": scores, "anomaly": model.flags(scores)})
     target = out or csv.with_name(csv.stem + ".scores.csv")
     from aster.io import atomic_path
 
     with atomic_path(target, ".csv") as tmp:
         result.to_csv(tmp, index_label="row")
     typer.echo(f"wrote {target}: {len(result)} steps, {int(result['anomaly'].sum())} above the threshold "
-               f"{threshold:.4g} (providers: {', '.join(providers)})")
+               f"{threshold:.4g} (providers: {', '.join(model.providers)})")
 
 
 if __name__ == "__main__":

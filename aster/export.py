@@ -1,18 +1,17 @@
-"""ONNX export of the inference path (windows -> score) and its JSON model card; the reader used by serving.
+"""ONNX export of the inference path (windows -> score) and its JSON model card (the reader: aster.inference).
 
 The exported graph is `Aster.export_module()`: extractor (LoRA merged) + classifier + sigmoid. Input `windows`
 (batch, W, C) float32 with a dynamic batch, already scaled with the card's statistics; output `score` (batch,)
 in [0, 1], and for a model that scores per token (`score_level: token`) a second output `token_scores`
-(batch, N), N = W / patch, which the per-step mapping uses (aster.scoring). The legacy exporter is the default (one self-contained file); the trace bakes in the
-window length, so a new `window` needs a re-export. Only export_onnx, check_parity and export_model import torch
-(lazily): a serving process reads cards and opens sessions without it.
+(batch, N), N = W / patch, which the per-step mapping uses (aster.scoring). The legacy exporter is the default
+(one self-contained file); the trace bakes in the window length, so a new `window` needs a re-export. Only export_onnx, check_parity and export_model import torch
+(lazily).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.util
 import json
 import logging
 import warnings
@@ -22,15 +21,13 @@ from typing import Iterator
 
 import numpy as np
 
+from aster.inference import (CARD_FILE, CARD_FORMAT, INPUT, ONNX_FILE, OUTPUT, TOKEN_OUTPUT, onnx_session,
+                             session_scorer, window_scorer)
 from aster.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
-INPUT, OUTPUT, TOKEN_OUTPUT = "windows", "score", "token_scores"
-ONNX_FILE, CARD_FILE = "model.onnx", "card.json"
-CARD_FORMAT = "aster-model-card/1"
 ONNX_PARITY_ATOL = 1e-5  # max |ORT - PyTorch| score difference accepted by the parity test and the export stage
-DEVICES = ("auto", "cpu", "cuda")
 
 
 # ----------------------------------------------------------------------------- export (needs torch)
@@ -242,78 +239,3 @@ def write_card(path: str | Path, **fields) -> dict:
     card = make_card(**fields)
     write_json(path, card)
     return card
-
-
-def load_card(directory: str | Path) -> dict:
-    """The card of an export directory, checked against its model.onnx (sha256) so they cannot drift apart."""
-    directory = Path(directory)
-    card_path, onnx_path = directory / CARD_FILE, directory / ONNX_FILE
-    if not card_path.exists():
-        raise FileNotFoundError(f"{card_path}: no model card (run `dvc repro export` or point ASTER_MODEL_DIR "
-                                f"at an export directory)")
-    card = json.loads(card_path.read_text())
-    if card.get("format") != CARD_FORMAT:
-        raise ValueError(f"{card_path}: format {card.get('format')!r}, expected {CARD_FORMAT!r}")
-    if not card.get("exportable", False):
-        raise ValueError(f"{card_path}: this model was not exported: {card.get('skipped', 'no reason given')}")
-    if not onnx_path.exists():
-        raise FileNotFoundError(f"{onnx_path}: missing (card.json is there)")
-    if sha256_file(onnx_path) != card["onnx"]["sha256"]:
-        raise ValueError(f"{onnx_path}: sha256 differs from {card_path}: the two files come from different exports")
-    return card
-
-
-# ----------------------------------------------------------------------------- onnxruntime session (torch-free)
-
-def onnx_session(path: str | Path, device: str = "auto", threads: int | None = None):
-    """(InferenceSession, providers actually in use).
-
-    `get_available_providers()` lists CUDA even where it cannot load, so CUDA is asked for and the
-    session's own providers are the truth. auto: CUDA if it really loads, else CPU (quietly); cuda: CUDA or a
-    clear error; cpu: CPU only.
-    """
-    import onnxruntime as ort
-
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-    providers = ["CPUExecutionProvider"]
-    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        if importlib.util.find_spec("nvidia") is not None:  # CUDA/cuDNN from the nvidia-* wheels, if installed
-            ort.preload_dlls()
-    # auto: the failed CUDA load is expected on CPU hosts; hide its error line (4), we log the truth instead
-    ort.set_default_logger_severity(4 if device == "auto" else 3)
-    try:
-        sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-    finally:
-        ort.set_default_logger_severity(3)
-    used = sess.get_providers()
-    if device == "cuda" and "CUDAExecutionProvider" not in used:
-        raise RuntimeError(f"device=cuda but onnxruntime could not load CUDA (providers in use: {used}); "
-                           f"onnxruntime-gpu {ort.__version__} needs CUDA 13 + cuDNN 9")
-    log.info("onnxruntime %s session for %s, providers in use: %s", ort.__version__, path, used)
-    return sess, used
-
-
-def _output_scorer(sess, output: str):
-    """numpy (B, W, C) -> the float32 graph output `output` of an ORT session."""
-
-    def score(batch: np.ndarray) -> np.ndarray:
-        return sess.run([output], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-
-    return score
-
-
-def window_scorer(sess):
-    """numpy (B, W, C) -> (B,) float32 window scores over an ORT session."""
-    return _output_scorer(sess, OUTPUT)
-
-
-def session_scorer(sess):
-    """numpy (B, W, C) -> the scores aster.scoring maps to steps: (B, N) token scores where the graph has them,
-    else (B,) window scores."""
-    has_tokens = any(o.name == TOKEN_OUTPUT for o in sess.get_outputs())
-    return _output_scorer(sess, TOKEN_OUTPUT if has_tokens else OUTPUT)

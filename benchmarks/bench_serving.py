@@ -80,13 +80,14 @@ def time_calls(fn, x, reps: int, budget_s: float) -> dict:
             "latency_ms_p90": 1e3 * float(np.percentile(times, 90)), "windows_per_s": len(x) / med}
 
 
-def engines(model, onnx_path: Path) -> dict:
-    """name -> numpy (B, W, C) -> (B,) callable, for every engine this machine can really run."""
+def engines(model, export_dir: Path) -> dict:
+    """name -> numpy (B, W, C) -> (B,) callable, for every engine this machine can really run; onnxruntime
+    through aster.inference, the path the service uses."""
     import torch
 
-    from aster.export import onnx_session, session_scorer
+    from aster.inference import ExportedModel
 
-    out = {"onnxruntime-cpu": session_scorer(onnx_session(onnx_path, "cpu")[0])}
+    out = {"onnxruntime-cpu": ExportedModel(export_dir, "cpu").score_windows}
     model = model.eval()
 
     def torch_on(device: str, bf16: bool = False):
@@ -100,23 +101,23 @@ def engines(model, onnx_path: Path) -> dict:
         return run
 
     out["torch-eager-cpu-fp32"] = torch_on("cpu")
-    sess, providers = onnx_session(onnx_path, "auto")
-    if "CUDAExecutionProvider" in providers:
-        out["onnxruntime-cuda"] = session_scorer(sess)
+    on_gpu = ExportedModel(export_dir, "auto")
+    if "CUDAExecutionProvider" in on_gpu.providers:
+        out["onnxruntime-cuda"] = on_gpu.score_windows
     if torch.cuda.is_available():
         out["torch-eager-cuda-fp32"] = torch_on("cuda")
         out["torch-eager-cuda-bf16"] = torch_on("cuda", bf16=True)
     return out
 
 
-def side_by_side(model, onnx_path: Path, batches: list[int], reps: int, budget_s: float,
-                 old_onnx: Path | None = None) -> dict:
-    from aster.export import onnx_session, session_scorer
+def side_by_side(model, export_dir: Path, batches: list[int], reps: int, budget_s: float,
+                 old_export: Path | None = None) -> dict:
+    from aster.inference import ExportedModel
 
     c = model.config
-    runs, rows = engines(model, onnx_path), []
-    if old_onnx is not None:
-        runs["onnxruntime-cpu, old default"] = session_scorer(onnx_session(old_onnx, "cpu")[0])
+    runs, rows = engines(model, export_dir), []
+    if old_export is not None:
+        runs["onnxruntime-cpu, old default"] = ExportedModel(old_export, "cpu").score_windows
     for name, fn in runs.items():
         for b in batches:
             x = np.random.default_rng(b).standard_normal((b, c.window, c.n_channels)).astype(np.float32)
@@ -214,7 +215,7 @@ def main() -> None:
     import torch
 
     from aster.artifacts import load_model
-    from aster.export import ONNX_FILE, load_card
+    from aster.inference import load_card
 
     with tempfile.TemporaryDirectory(prefix="aster-bench-") as tmp:
         tmp = Path(tmp)
@@ -241,8 +242,8 @@ def main() -> None:
                 print("(b) skipped: no PyTorch model next to this export (models/DS/SID/)")
             else:
                 print("(b) in-process scoring, same model and windows:")
-                results["engines"] = side_by_side(model, Path(model_dir) / ONNX_FILE, args.batches, args.reps,
-                                                  args.budget, None if args.model_dir else old_dir / ONNX_FILE)
+                results["engines"] = side_by_side(model, Path(model_dir), args.batches, args.reps, args.budget,
+                                                  None if args.model_dir else old_dir)
         if not args.skip_load:
             print(f"(a) HTTP load on bentoml serve: /score with {args.windows} windows per request")
             log_path = tmp / "serve.log"

@@ -297,23 +297,16 @@ def clear_stale_state(project: Path, dataset: str) -> list[str]:
 @task(cache_policy=NO_CACHE, task_run_name="check-export-{dataset}")
 def check_export(export_dir: Path, dataset: str) -> dict:
     """Every exportable series loads (card sha256 matches its ONNX file) and scores finite values in [0, 1]."""
-    import numpy as np
+    from aster.inference import CARD_FILE, ExportedModel, export_dirs
 
-    from aster.export import CARD_FILE, ONNX_FILE, load_card, onnx_session, session_scorer
-
-    series = {}
-    for card_path in sorted(export_dir.glob(f"*/{CARD_FILE}")):
-        if not json.loads(card_path.read_text()).get("exportable", False):
-            series[card_path.parent.name] = None
-            continue
-        card = load_card(card_path.parent)
-        sess, _ = onnx_session(card_path.parent / ONNX_FILE, "cpu")
-        scores = session_scorer(sess)(np.zeros((2, card["window"], card["n_channels"]), np.float32))
-        tokens = card.get("token_output") or {}
-        expected = (2, *tokens.get("shape", ["batch"])[1:])  # (2,) window scores, or (2, N) token scores
-        if scores.shape != expected or not (np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()):
-            raise PipelineError(f"{card_path.parent}: the exported model scores {scores!r} on zero windows")
-        series[card_path.parent.name] = card["onnx"]["sha256"]
+    series = {p.parent.name: None for p in sorted(export_dir.glob(f"*/{CARD_FILE}"))}  # None: not exported
+    for directory in export_dirs(export_dir).values():
+        try:
+            model = ExportedModel(directory, "cpu")
+            model.self_check()
+        except ValueError as e:
+            raise PipelineError(str(e)) from None
+        series[directory.name] = model.card["onnx"]["sha256"]
     if not any(series.values()):
         raise PipelineError(f"{export_dir}: no servable model (series: {sorted(series) or 'none'})")
     return series

@@ -3,8 +3,10 @@
     with ScorerClient("http://127.0.0.1:3000", token=None) as c:
         c.score(windows)            # (B, W, C) scaled -> (B,) np.ndarray
         c.score_series(series)      # (T, C) raw -> {"scores", "anomalies", "threshold", ...}
+        c.score_series(series, series_id="machine-1-1")   # a service serving several series
+        c.score_windows(windows, series_id="machine-1-1")
 
-    python -m serving.client series.csv [--url URL] [--token T] [--stride N]   # CSV: header row of channel names
+    python -m serving.client series.csv [--url URL] [--token T] [--stride N] [--series-id SID]
 
 503 is retried with capped exponential backoff and full jitter (honouring Retry-After); connection errors are
 retried the same way (a server still starting). Any other non-2xx raises ScoringError with the server's message.
@@ -86,8 +88,13 @@ class ScorerClient:
     def score(self, windows) -> np.ndarray:
         return np.asarray(self.post("/score", {"windows": np.asarray(windows).tolist()}), dtype=np.float32)
 
-    def score_series(self, series, stride: int = 1) -> dict:
-        return self.post("/score_series", {"series": np.asarray(series).tolist(), "stride": stride})
+    def score_windows(self, windows, series_id: str | None = None) -> np.ndarray:
+        payload = {"windows": np.asarray(windows).tolist(), "series_id": series_id}
+        return np.asarray(self.post("/score_windows", payload), dtype=np.float32)
+
+    def score_series(self, series, stride: int = 1, series_id: str | None = None) -> dict:
+        return self.post("/score_series", {"series": np.asarray(series).tolist(), "stride": stride,
+                                           "series_id": series_id})
 
     def metadata(self) -> dict:
         return self.post("/metadata", {})
@@ -193,15 +200,22 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:3000")
     parser.add_argument("--token", default=None)
     parser.add_argument("--stride", type=int, default=1)
+    parser.add_argument("--series-id", default=None, help="needed when the service serves several series")
     args = parser.parse_args()
     with ScorerClient(args.url, args.token) as c:
-        channels = c.metadata()["card"]["channels"]
+        served = c.metadata()["series"]
+        if args.series_id is None and len(served) > 1:
+            raise SystemExit(f"the service serves {len(served)} series: pass --series-id (one of {sorted(served)})")
+        sid = args.series_id or next(iter(served))
+        if sid not in served:
+            raise SystemExit(f"--series-id {sid!r}: the service serves {sorted(served)}")
+        channels = served[sid]["channels"]
         with open(args.csv) as f:
             header = f.readline().strip().split(",")
         if header != channels:
             raise SystemExit(f"{args.csv}: columns {header} differ from the model's channels {channels}")
         series = np.loadtxt(args.csv, delimiter=",", skiprows=1, ndmin=2)
-        out = c.score_series(series, args.stride)
+        out = c.score_series(series, args.stride, sid)
     steps = np.flatnonzero(out["anomalies"]).tolist()
     print(json.dumps({"n_steps": len(out["scores"]), "threshold": out["threshold"], "anomalous_steps": steps}))
 

@@ -1,17 +1,21 @@
-"""BentoML service: ASTER anomaly scores from an exported ONNX model and its card (export/DS/SID/).
+"""BentoML service: ASTER anomaly scores from the exported ONNX models of a dataset (export/DS/SID/), by series.
 
     bentoml serve serving.service:AnomalyScorer --host 127.0.0.1 --port 3000
 
 APIs (POST, JSON):
-  /score         {"windows": (B, W, C) already scaled}  -> (B,) window scores in [0, 1]; adaptive batching
-  /score_series  {"series": (T, C) raw, unscaled; "stride": 1} -> {"scores": (T,) per step, "anomalies": (T,)
-                 score > card threshold, "threshold", ...}; scaled with the card's train statistics
-  /metadata      {} -> card, providers in use, model directory and version, limits
+  /score         {"windows": (B, W, C) already scaled}  -> (B,) window scores in [0, 1]; adaptive batching.
+                 Single-series services only (BentoML batches one argument, so a batched call cannot carry a series)
+  /score_windows {"windows": (B, W, C) already scaled, "series_id": SID} -> (B,) window scores (no batching)
+  /score_series  {"series": (T, C) raw, unscaled; "stride": 1; "series_id": SID} -> {"scores": (T,) per step,
+                 "anomalies": (T,) score > card threshold, "threshold", ...}; scaled with the card's train statistics
+  /metadata      {} -> the served series (card summary, version), providers in use, limits; "card" when one series
+`series_id` may be left out when the service serves one series; with several it is required (400 naming them).
 Health (always open): /healthz /livez /readyz (ready once the session is loaded and a warm-up scoring passed).
 
 Environment:
-  ASTER_MODEL_DIR          export directory (model.onnx + card.json); a symlink (a "promoted" pointer) works.
-                           Default: export/synthetic/synthetic/, else the first export/*/*/ with a model.onnx.
+  ASTER_MODEL_DIR          a dataset's export (export/DS/: every series in it is served, by id), one series'
+                           export (model.onnx + card.json), or a promoted registry version (registry/DS/current).
+                           Default: export/synthetic/, else the first export/*/ holding a model.
   ASTER_DEVICE             auto (CUDA only if it really loads) | cpu | cuda
   ASTER_API_TOKEN          if set, every route except the health probes needs `Authorization: Bearer <token>`
   ASTER_MAX_BATCH          windows per /score request (default 1024)
@@ -27,8 +31,8 @@ length or channel count, non-numeric, NaN/inf, empty input, a series shorter tha
 limits get HTTP 400 with a message saying what was expected. Nothing is ever reshaped. For /score the check runs
 as a pydantic validator, i.e. before adaptive batching, so one bad request cannot fail the batch it would join.
 
-The serving process is torch-free: onnxruntime scores, aster.scoring (numpy) maps window scores to steps
-(/metadata reports `torch_imported`).
+The serving process is torch-free: it scores through aster.inference (onnxruntime, numpy), the inference path every
+consumer of an export shares (/metadata reports `torch_imported`).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from bentoml.exceptions import InvalidArgument
 from pydantic import BeforeValidator
 
 from aster.env import setup_environment
-from aster.export import CARD_FILE, ONNX_FILE, load_card, onnx_session, session_scorer, window_scorer
+from aster.inference import CARD_FILE, ONNX_FILE, ExportedModel, export_dirs, load_exports
 
 setup_environment()  # the service module is an entry point (bentoml imports it)
 log = logging.getLogger("bentoml.aster")
@@ -73,13 +77,13 @@ MAX_LATENCY_MS = _env_int("ASTER_MAX_LATENCY_MS", 10_000)
 
 
 def default_model_dir(root: Path = ROOT) -> Path:
-    """ASTER_MODEL_DIR, else export/synthetic/synthetic/, else the first export/*/*/ holding a model.onnx."""
+    """ASTER_MODEL_DIR, else export/synthetic/, else the first export/*/ holding a servable model."""
     if os.environ.get("ASTER_MODEL_DIR"):
         return Path(os.environ["ASTER_MODEL_DIR"])
-    preferred = root / "export" / "synthetic" / "synthetic"
-    if (preferred / ONNX_FILE).exists():
+    preferred = root / "export" / "synthetic"
+    if export_dirs(preferred):
         return preferred
-    found = sorted(p.parent for p in root.glob(f"export/*/*/{ONNX_FILE}"))
+    found = sorted(p for p in root.glob("export/*/") if export_dirs(p))
     if not found:
         raise FileNotFoundError(f"no exported model under {root / 'export'}: run `dvc repro` (export stage) or set "
                                 f"ASTER_MODEL_DIR to a directory with {ONNX_FILE} and {CARD_FILE}")
@@ -114,6 +118,12 @@ class Contract:
         if not np.isfinite(a).all():
             raise ValueError(f"{name}: {int((~np.isfinite(a)).sum())} NaN/inf values; expected finite numbers")
         return a
+
+    @staticmethod
+    def for_model(model: ExportedModel) -> "Contract":
+        return Contract(window=model.window, channels=model.channels, max_batch=_env_int("ASTER_MAX_BATCH", 1024),
+                        max_series_length=_env_int("ASTER_MAX_SERIES_LENGTH", 100_000),
+                        max_series_windows=_env_int("ASTER_MAX_SERIES_WINDOWS", 4096))
 
     def windows(self, value: Any, limit: bool = True) -> np.ndarray:
         """(B, W, C) float32, 1 <= B (<= max_batch if `limit`), already scaled."""
@@ -156,14 +166,14 @@ class Contract:
         return int(stride)
 
 
-_contract: Contract | None = None  # set by AnomalyScorer.__init__; the request validators below read it
+_contract: Contract | None = None  # set by AnomalyScorer.__init__ when it serves one series; the validators read it
 
 
 def _validate(kind: str):
     """A pydantic BeforeValidator: runs while the request is parsed, before batching (ValueError -> 400)."""
 
     def check(value: Any) -> Any:
-        if _contract is None:  # no service instance in this process (e.g. schema generation): checked in the API
+        if _contract is None:  # no instance (schema generation) or several series: checked in the API
             return value
         return getattr(_contract, kind)(value)
 
@@ -220,30 +230,21 @@ class AnomalyScorer:
         global _contract
         configured = default_model_dir()
         self.model_dir = configured.resolve()  # a "promoted" symlink is followed once, at load
-        self.card = load_card(self.model_dir)
         self.device = os.environ.get("ASTER_DEVICE", "auto").lower()
-        self.session, self.providers = onnx_session(self.model_dir / ONNX_FILE, self.device)
-        self.window_scorer = window_scorer(self.session)  # /score: one score per window
-        self.step_scorer = session_scorer(self.session)  # /score_series: per-token scores where the model has them
-        self.contract = Contract(window=int(self.card["window"]), channels=tuple(self.card["channels"]),
-                                 max_batch=_env_int("ASTER_MAX_BATCH", 1024),
-                                 max_series_length=_env_int("ASTER_MAX_SERIES_LENGTH", 100_000),
-                                 max_series_windows=_env_int("ASTER_MAX_SERIES_WINDOWS", 4096))
-        self.mean = np.asarray(self.card["scaler"]["mean"], dtype=np.float64)
-        self.scale = np.asarray(self.card["scaler"]["scale"], dtype=np.float64)
-        self.threshold = float(self.card["threshold"]["threshold"])
-        limits = {k: v for k, v in asdict(self.contract).items() if k.startswith("max_")}
+        self.models = load_exports(self.model_dir, self.device)
+        self.contracts = {sid: Contract.for_model(m) for sid, m in self.models.items()}
+        for sid, model in self.models.items():  # warm-up through the whole /score_series path (first ORT run)
+            warm = model.score_series(np.tile(model.mean, (model.window + 1, 1)), stride=1)
+            if len(warm) != model.window + 1:
+                raise RuntimeError(f"{model.directory}: warm-up scoring gave {len(warm)} scores")
+        first = next(iter(self.models.values()))
+        limits = {k: v for k, v in asdict(next(iter(self.contracts.values()))).items() if k.startswith("max_")}
         self.info = {"model_dir": str(self.model_dir), "configured_dir": str(configured),
-                     "model_version": self.card["onnx"]["sha256"][:12], "providers": self.providers,
-                     "device": self.device, "limits": limits}
-        # warm-up through the whole /score_series path (first ORT run): ready only after it passed
-        warm = self._score_series(np.tile(self.mean, (self.contract.window + 1, 1)), stride=1)
-        if len(warm["scores"]) != self.contract.window + 1 or not np.isfinite(warm["scores"]).all():
-            raise RuntimeError(f"{self.model_dir}: warm-up scoring failed: {warm}")
+                     "providers": first.providers, "device": self.device, "limits": limits}
         self.ready = True
-        _contract = self.contract
-        log.info("ASTER model %s/%s (%s) loaded from %s; providers in use: %s", self.card["dataset"],
-                 self.card["series"], self.info["model_version"], self.model_dir, self.providers)
+        _contract = next(iter(self.contracts.values())) if len(self.models) == 1 else None
+        log.info("ASTER: %d series model(s) of %s loaded from %s; providers in use: %s", len(self.models),
+                 first.card["dataset"], self.model_dir, first.providers)
 
     def __is_ready__(self) -> bool:
         return getattr(self, "ready", False)
@@ -254,36 +255,53 @@ class AnomalyScorer:
         except ValueError as e:
             raise InvalidArgument(str(e)) from None
 
+    def _series(self, series_id: Any) -> tuple[ExportedModel, Contract]:
+        """The model and contract of `series_id`; may be None (left out) when one series is served."""
+        if series_id is None and len(self.models) == 1:
+            series_id = next(iter(self.models))
+        if not isinstance(series_id, str) or series_id not in self.models:
+            known = sorted(self.models)
+            raise InvalidArgument(f"series_id: expected one of {known[:20]}{' ...' if len(known) > 20 else ''} "
+                                  f"({len(known)} series served), got {series_id!r}")
+        return self.models[series_id], self.contracts[series_id]
+
     @bentoml.api(batchable=True, batch_dim=0, max_batch_size=256, max_latency_ms=MAX_LATENCY_MS)
     def score(self, windows: Windows) -> np.ndarray:
-        """(B, W, C) scaled windows -> (B,) anomaly scores in [0, 1] (higher = more anomalous)."""
+        """(B, W, C) scaled windows -> (B,) anomaly scores in [0, 1] (higher = more anomalous); one series only."""
+        if len(self.models) > 1:
+            raise InvalidArgument(f"/score serves single-series services; this one serves {len(self.models)} "
+                                  f"series: use /score_windows with a series_id")
+        model, contract = self._series(None)
         # Each HTTP request was checked (with its size limit) by the validator before batching; this re-check
         # covers direct calls, and a merged batch may hold more than max_batch windows, so no limit here.
-        return self.window_scorer(self._checked(self.contract.windows, windows, False))
+        return self._checked(model.score_windows, self._checked(contract.windows, windows, False))
 
     @bentoml.api
-    def score_series(self, series: Series, stride: int = 1) -> dict:
+    def score_windows(self, windows: np.ndarray, series_id: str | None = None) -> np.ndarray:
+        """(B, W, C) scaled windows of series `series_id` -> (B,) anomaly scores in [0, 1]."""
+        model, contract = self._series(series_id)
+        return self._checked(model.score_windows, self._checked(contract.windows, windows))
+
+    @bentoml.api
+    def score_series(self, series: Series, stride: int = 1, series_id: str | None = None) -> dict:
         """Raw (T, C) series -> per-step scores, anomaly flags (score > card threshold) and the threshold."""
-        series = self._checked(self.contract.series, series)
-        stride = self._checked(self.contract.stride, stride, len(series))
-        return self._score_series(series, stride)
-
-    def _score_series(self, series: np.ndarray, stride: int) -> dict:
-        from aster.scoring import step_scores  # numpy only
-
-        scaled = ((series - self.mean) / self.scale).astype(np.float32)
-        if not np.isfinite(scaled).all():
-            raise InvalidArgument("series: values overflow float32 after scaling; expected values in the range of "
-                                  "the training data")
-        scores = step_scores(self.step_scorer, scaled, self.contract.window, stride, SCORE_BATCH)
-        anomalies = scores > self.threshold
-        return {"scores": scores.tolist(), "anomalies": anomalies.tolist(), "threshold": self.threshold,
-                "n_anomalies": int(anomalies.sum()), "window": self.contract.window, "stride": stride}
+        model, contract = self._series(series_id)
+        series = self._checked(contract.series, series)
+        stride = self._checked(contract.stride, stride, len(series))
+        scores = self._checked(model.score_series, series, stride, SCORE_BATCH)
+        anomalies = model.flags(scores)
+        return {"series_id": model.series_id, "scores": scores.tolist(), "anomalies": anomalies.tolist(),
+                "threshold": model.threshold, "n_anomalies": int(anomalies.sum()), "window": model.window,
+                "stride": stride}
 
     @bentoml.api
     def metadata(self) -> dict:
-        """The model card plus what this process actually runs: providers in use, model directory and version."""
-        return {**self.info, "torch_imported": "torch" in sys.modules, "card": self.card}
+        """What this process serves: per series its card summary and version, providers in use, limits."""
+        series = {sid: {"dataset": m.card["dataset"], "window": m.window, "channels": list(m.channels),
+                        "threshold": m.threshold, "model_version": m.version} for sid, m in self.models.items()}
+        first = next(iter(self.models.values()))
+        single = {"card": first.card, "model_version": first.version} if len(self.models) == 1 else {}
+        return {**self.info, "series": series, **single, "torch_imported": "torch" in sys.modules}
 
 
 AnomalyScorer.add_asgi_middleware(RequestGuard)

@@ -9,8 +9,9 @@ import torch
 
 from aster.artifacts import save_model, save_threshold
 from aster.data.prepare import Scaler
-from aster.export import (CARD_FILE, CARD_FORMAT, INPUT, ONNX_FILE, ONNX_PARITY_ATOL, OUTPUT, export_model,
-                          export_onnx, load_card, onnx_session, params_hash, session_scorer, sha256_file, window_scorer)
+from aster.export import ONNX_PARITY_ATOL, export_model, export_onnx, params_hash, sha256_file
+from aster.inference import (CARD_FILE, CARD_FORMAT, INPUT, ONNX_FILE, OUTPUT, load_card, onnx_session,
+                             session_scorer, window_scorer)
 from aster.io import write_json
 from aster.model import Aster, AsterConfig
 

@@ -79,12 +79,13 @@ def served(project: Path):
     from serving.service import AnomalyScorer
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ASTER_MODEL_DIR", str(project / "registry" / "synthetic" / "current" / "synthetic"))
+        mp.setenv("ASTER_MODEL_DIR", str(project / "registry" / "synthetic" / "current"))  # every series of it
         mp.setenv("ASTER_DEVICE", "cpu")
         svc = AnomalyScorer()
-    scores = svc.score(np.zeros((3, svc.contract.window, len(svc.contract.channels)), np.float32))
+    model = svc.models["synthetic"]
+    scores = svc.score_windows(np.zeros((3, model.window, len(model.channels)), np.float32), series_id="synthetic")
     assert scores.shape == (3,) and np.isfinite(scores).all()
-    return Path(svc.metadata()["model_dir"]).parent.name, svc.metadata()["card"]["onnx"]["sha256"]
+    return Path(svc.metadata()["model_dir"]).name, model.card["onnx"]["sha256"]
 
 
 def last_run(project: Path) -> dict:

@@ -19,7 +19,8 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 from bentoml.exceptions import InvalidArgument  # noqa: E402
 
-from aster.export import CARD_FILE, ONNX_PARITY_ATOL, export_model, write_card  # noqa: E402
+from aster.export import ONNX_PARITY_ATOL, export_model, write_card  # noqa: E402
+from aster.inference import CARD_FILE  # noqa: E402
 from aster.model import Aster, AsterConfig  # noqa: E402
 from aster.scoring import step_scores  # noqa: E402
 from serving.client import ScorerClient, ScoringError, local_server  # noqa: E402
@@ -58,6 +59,18 @@ def exported(tmp_path_factory):
                  threshold={"threshold": threshold, "contamination": 0.01}, params={"window": W},
                  metrics={"f1": 0.5})
     return out, model, threshold
+
+
+@pytest.fixture(scope="module")
+def second(exported):
+    """A second series of the same export (toy/s2), another model: the dataset directory then serves both."""
+    torch.manual_seed(1)
+    model = Aster(AsterConfig(n_channels=C, window=W, backbone="none", dropout=0.0, patch=4)).eval()
+    out = exported[0].parent / "s2"
+    export_model(model, out, dataset="toy", series="s2", channels=CHANNELS,
+                 scaler={"mean": MEAN.tolist(), "scale": SCALE.tolist(), "channels": CHANNELS},
+                 threshold={"threshold": 0.5, "contamination": 0.01}, params={"window": W}, metrics={"f1": 0.5})
+    return out, model
 
 
 @pytest.fixture(scope="module")
@@ -155,10 +168,34 @@ def test_promoted_symlink_and_default_discovery(exported, tmp_path, monkeypatch)
     monkeypatch.delenv("ASTER_MODEL_DIR")
     for ds in ("msl/a", "synthetic/synthetic", "aaa/b"):
         (tmp_path / "export" / ds).mkdir(parents=True)
-        (tmp_path / "export" / ds / "model.onnx").touch()
-    assert default_model_dir(tmp_path) == tmp_path / "export" / "synthetic" / "synthetic"  # preferred
-    (tmp_path / "export" / "synthetic" / "synthetic" / "model.onnx").unlink()
-    assert default_model_dir(tmp_path) == tmp_path / "export" / "aaa" / "b"  # else the first one
+        (tmp_path / "export" / ds / CARD_FILE).write_text(json.dumps({"exportable": True, "series": ds}))
+    assert default_model_dir(tmp_path) == tmp_path / "export" / "synthetic"  # preferred: every series of it
+    (tmp_path / "export" / "synthetic" / "synthetic" / CARD_FILE).write_text(json.dumps({"exportable": False}))
+    assert default_model_dir(tmp_path) == tmp_path / "export" / "aaa"  # else the first dataset with a model
+
+
+def test_one_service_serves_every_series_by_id(exported, second, monkeypatch):
+    monkeypatch.setenv("ASTER_MODEL_DIR", str(exported[0].parent))
+    monkeypatch.setenv("ASTER_DEVICE", "cpu")
+    svc = AnomalyScorer()
+    meta = svc.metadata()
+    assert sorted(meta["series"]) == ["s1", "s2"] and "card" not in meta
+    assert meta["series"]["s2"]["threshold"] == 0.5 and meta["series"]["s1"]["channels"] == CHANNELS
+    series, x = raw_series(), scaled_windows(4)
+    scaled = ((series - MEAN) / SCALE).astype(np.float32)
+    for sid, model in (("s1", exported[1]), ("s2", second[1])):
+        out = svc.score_series(series, series_id=sid)
+        assert out["series_id"] == sid
+        np.testing.assert_allclose(out["scores"], step_scores(model, scaled, W, device="cpu"),
+                                   atol=ONNX_PARITY_ATOL, rtol=0)
+        np.testing.assert_allclose(svc.score_windows(x, series_id=sid), torch_scores(model, x),
+                                   atol=ONNX_PARITY_ATOL, rtol=0)
+    with pytest.raises(InvalidArgument, match=r"series_id: expected one of \['s1', 's2'\].*got None"):
+        svc.score_series(series)
+    with pytest.raises(InvalidArgument, match="got 'nope'"):
+        svc.score_windows(x, series_id="nope")
+    with pytest.raises(InvalidArgument, match="use /score_windows with a series_id"):
+        svc.score(x)
 
 
 def test_refuses_a_baseline_card(exported, tmp_path, monkeypatch):
@@ -283,6 +320,20 @@ def test_server_auth_health_and_body_cap(server):
     big = json.dumps({"series": [[1234.56789012345] * C] * 20000})  # ~1 MB > ASTER_MAX_BODY_BYTES
     r = c.post("/score_series", content=big, headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+
+
+def test_server_scores_a_multi_series_export_by_id(exported, second, tmp_path):
+    env = {"ASTER_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
+    with local_server(exported[0].parent, env=env, log_path=tmp_path / "serve.log") as url, \
+            ScorerClient(url) as sc:
+        assert sorted(sc.metadata()["series"]) == ["s1", "s2"]
+        x = scaled_windows(3)
+        np.testing.assert_allclose(sc.score_windows(x, series_id="s2"), torch_scores(second[1], x),
+                                   atol=ONNX_PARITY_ATOL, rtol=0)
+        assert sc.score_series(raw_series(), series_id="s1")["threshold"] == exported[2]
+        with pytest.raises(ScoringError, match="series_id: expected one of") as e:
+            sc.score_series(raw_series())
+        assert e.value.status == 400
 
 
 def test_server_bad_request_does_not_poison_its_batch(server, exported):
