@@ -2,8 +2,9 @@
 
 The module-scoped `project` is shared by the flow tests, which run in file order and build on each other:
 (a) first run promotes v0001 -> (b) unchanged inputs: skipped, nothing trained -> (c) new seed, gate demands an
-impossible improvement: rejected, v0001 still served -> (d) crash injected mid-promotion: flow fails, v0001 still
-served, nothing half-written visible -> (e) the same candidate via `dvc exp run`: promoted as v0002.
+impossible improvement: rejected, v0001 still served (and a second run skips the rejected build) -> (d) crash
+injected mid-promotion: flow fails, v0001 still served, nothing half-written visible -> (e) the same candidate via
+`dvc exp run`: promoted as v0002 -> (f) --force rebuilds every stage, and the identical model is not a new version.
 One full pipeline run (a) and one train+evaluate+export run (c) dominate the time (~2 min on 2 CPU cores).
 """
 
@@ -28,9 +29,11 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from prefect import flow  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
-from aster.registry import Registry  # noqa: E402
-from pipeline.retrain import (PipelineError, RetrainFailed, affected_stages, dataset_stages,  # noqa: E402
-                              fingerprint_changes, gate, retrain, run_command)
+from pipeline.retraining.dvc import changes, clear_persisted, lock_entries  # noqa: E402
+from pipeline.retraining.flow import RetrainFailed, retrain  # noqa: E402
+from pipeline.retraining.gate import gate  # noqa: E402
+from pipeline.retraining.registry import Registry  # noqa: E402
+from pipeline.retraining.runner import PipelineError, run_command  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = ("data/ingested/", "data/prepared/", "reports/", "models/", "checkpoints/", "dvclive/", "plots/",
@@ -109,7 +112,9 @@ def test_a_first_run_promotes(project):
     md = Path(r["summary"][1]).read_text()
     assert "promoted v0001" in md and "| mean.vus_pr |" in md
     record = Registry(project / "registry").current("synthetic").record
-    assert record["fingerprint"]["params"]["train.seed"] == 2021 and "train@synthetic" in record["dvc_lock"]
+    assert record["dvc_lock"] == lock_entries(project, "synthetic")  # what DVC says the served model was built from
+    assert record["dvc_lock"]["train@synthetic"]["params"]["params.yaml"]["train"]["seed"] == 2021
+    assert record["changes"] == ["no promoted model yet"]
 
 
 @pytest.mark.slow
@@ -118,7 +123,8 @@ def test_b_unchanged_inputs_are_skipped(project):
                project / "export/synthetic/synthetic/model.onnx"]
     before = [p.stat().st_mtime_ns for p in watched]
     r = run(project)
-    assert r["decision"] == "skipped" and r["version"] == "v0001" and r["changes"] == []
+    assert r["decision"] == "skipped" and r["version"] == "v0001" and r["changes"] == [] and r["dvc_status"] == {}
+    assert "same inputs as v0001" in r["reason"]
     assert [p.stat().st_mtime_ns for p in watched] == before  # nothing was trained or exported
     assert "pipeline" not in r and Path(r["summary"][0]).with_suffix(".log").read_text() == ""  # no command ran
 
@@ -135,6 +141,8 @@ def test_c_worse_candidate_is_rejected(project):
     version, sha = served(project)
     assert version == "v0001" and sha != candidate  # a different model was trained, the old one is served
     assert last_run(project)["decision"] == "rejected"
+    again = run(project, max_drop=-1.0)  # nothing changed since: DVC is up to date, the rejected build is not redone
+    assert again["decision"] == "skipped" and "already rejected this build" in again["reason"]
 
 
 @pytest.mark.slow
@@ -169,7 +177,16 @@ def test_e_candidate_via_experiment_is_promoted(project):
 
 
 @pytest.mark.slow
-def test_f_second_retraining_is_refused_while_one_runs(project):
+def test_f_force_rebuilds_but_an_identical_model_is_not_a_new_version(project):
+    r = run(project, max_drop=1.0, force=True)
+    log = Path(r["pipeline"]["log"]).read_text()
+    assert "repro export@synthetic -f" in r["pipeline"]["command"] and "Running stage 'train@synthetic'" in log
+    assert r["decision"] == "skipped" and "identical to v0002" in r["reason"], r["reason"]
+    assert [v.name for v in Registry(project / "registry").versions("synthetic")] == ["v0001", "v0002"]
+
+
+@pytest.mark.slow
+def test_g_second_retraining_is_refused_while_one_runs(project):
     with Registry(project / "registry").lock():
         out = retrain(datasets=["synthetic"], project_dir=str(project))
     assert out["status"] == "busy" and "another retraining is running" in out["reason"] and out["datasets"] == {}
@@ -197,24 +214,28 @@ def test_transient_failures_are_retried_permanent_ones_not(tmp_path):
 
 # ----------------------------------------------------------------------------- pieces
 
-def test_dataset_stages_resolve_dvc_yaml():
-    stages = dataset_stages(ROOT, "synthetic")
-    assert list(stages)[:2] == ["ingest@synthetic", "validate@synthetic"]
-    assert ("checkpoints/synthetic", True) in stages["train@synthetic"]["outs"]
-    assert ("metrics/synthetic.json", False) in stages["evaluate@synthetic"]["outs"]
-    assert stages["ingest@synthetic"]["data"] in stages["ingest@synthetic"]["deps"]
-    assert affected_stages(stages, ["prepare@synthetic"]) == ["prepare@synthetic", "train@synthetic",
-                                                               "evaluate@synthetic", "export@synthetic"]
-    with pytest.raises(ValueError, match="dataset 'nope' is not defined"):
-        dataset_stages(ROOT, "nope")
+def test_persisted_outputs_of_stages_that_rerun_are_cleared(tmp_path):
+    shutil.copy2(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    (tmp_path / "checkpoints" / "synthetic").mkdir(parents=True)
+    assert clear_persisted(tmp_path, "synthetic", ["export@synthetic"]) == []  # train does not re-run: kept
+    assert clear_persisted(tmp_path, "synthetic", ["prepare@synthetic"]) == ["checkpoints/synthetic"]
+    (tmp_path / "checkpoints" / "synthetic").mkdir(parents=True)
+    assert clear_persisted(tmp_path, "synthetic", None) == ["checkpoints/synthetic"]  # --force: all
 
 
-def test_fingerprint_changes_and_gate():
-    old = {"data": {"d.csv": "1"}, "code": {"a.py": "1"}, "params": {"train.lr": 0.1, "model.depth": 2}}
-    new = {"data": {"d.csv": "2"}, "code": {"a.py": "1", "b.py": "1"}, "params": {"train.lr": 0.01}}
-    assert fingerprint_changes(old, new) == ["data: d.csv changed", "code: b.py added",
-                                             "params: model.depth: 2 -> (unset)", "params: train.lr: 0.1 -> 0.01"]
-    assert fingerprint_changes(old, old) == [] and fingerprint_changes(None, new) == ["no promoted model yet"]
+def test_changes_between_builds_and_gate():
+    def stage(deps, outs, params):
+        return {"deps": deps, "outs": outs, "params": {"params.yaml": params}}
+
+    old = {"prepare@d": stage({"d.csv": "1", "a.py": "1"}, {"data/prepared/d": "p"}, {"window": 100}),
+           "train@d": stage({"data/prepared/d": "p", "t.py": "1"}, {"models/d": "m"},
+                            {"train": {"lr": 0.1, "seed": 1}})}
+    new = {"prepare@d": stage({"d.csv": "2", "a.py": "1"}, {"data/prepared/d": "q"}, {"window": 100}),
+           "train@d": stage({"data/prepared/d": "q", "t.py": "1", "b.py": "1"}, {"models/d": "n"},
+                            {"train": {"lr": 0.01}})}
+    assert changes(old, new) == ["params: train.lr: 0.1 -> 0.01", "params: train.seed: 1 -> (unset)",
+                                 "deps: b.py added", "deps: d.csv changed"]  # data/prepared/d follows from d.csv
+    assert changes(old, old) == [] and changes(None, new) == ["no promoted model yet"]
     assert gate(0.50, 0.495, "k", 0.01)[0] and not gate(0.50, 0.48, "k", 0.01)[0]
     assert not gate(0.50, 0.505, "k", -0.01)[0] and gate(0.50, 0.52, "k", -0.01)[0]  # must improve by 0.01
     assert not gate(0.5, float("nan"), "k", 0.01)[0] and gate(None, 0.1, "k", 0.01)[0]

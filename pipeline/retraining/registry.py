@@ -187,6 +187,12 @@ class Registry:
                 continue
         raise RuntimeError(f"{runs}: cannot reserve a run name for {stamp}")
 
+    def last_run(self, dataset: str) -> dict:
+        """The summary of the dataset's latest finished run ({} if none)."""
+        runs = self.dataset_dir(dataset) / RUNS
+        done = sorted(runs.glob("*.json")) if runs.is_dir() else []
+        return json.loads(done[-1].read_text()) if done else {}
+
     @staticmethod
     def write_run(base: Path, summary: dict, markdown: str) -> tuple[Path, Path]:
         """<base>.json and <base>.md (base from new_run), each written atomically."""

@@ -1,4 +1,4 @@
-"""aster.registry: versions are complete or invisible, `current` always resolves to a complete version, whatever
+"""pipeline.retraining.registry: versions are complete or invisible, `current` always resolves to a complete version, whatever
 fails (an exception or a hard kill) mid-promotion; one lock holder at a time."""
 
 import json
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import aster.registry as registry_mod
-from aster.registry import Registry, RegistryBusy
+import pipeline.retraining.registry as registry_mod
+from pipeline.retraining.registry import Registry, RegistryBusy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,7 +140,7 @@ def test_hard_kill_mid_copy_leaves_old_model_and_is_cleaned_up(reg, tmp_path):
     code = f"""
 import os, shutil, sys
 sys.path.insert(0, {str(ROOT)!r})
-from aster.registry import Registry
+from pipeline.retraining.registry import Registry
 real, n = shutil.copyfile, []
 def copyfile(s, d, **k):
     n.append(s)
