@@ -124,20 +124,22 @@ class ExportedModel:
         self.threshold = float(self.card["threshold"]["threshold"])
         self.version = self.card["onnx"]["sha256"][:12]
 
-    def scale(self, series: np.ndarray) -> np.ndarray:
-        """Raw (T, C) rows -> float32 rows scaled with the training statistics of the card."""
+    def scale(self, series: np.ndarray, max_abs: float | None = None) -> np.ndarray:
+        """Raw (T, C) rows -> float32 rows scaled with the training statistics of the card; scaled values must be
+        finite in float32 and, with `max_abs`, within +-max_abs."""
         series = np.asarray(series, dtype=np.float64)
         if series.ndim != 2 or series.shape[1] != len(self.channels):
             raise ValueError(f"series: expected (T, {len(self.channels)}) rows for channels {list(self.channels)}, "
                              f"got shape {series.shape}")
         with np.errstate(over="ignore", invalid="ignore"):
             scaled = ((series - self.mean) / self.scale_).astype(np.float32)
-        bad = np.argwhere(~np.isfinite(scaled))
+        bad = np.argwhere(~np.isfinite(scaled) | (np.abs(scaled) > (np.inf if max_abs is None else max_abs)))
         if len(bad):
             row, col = bad[0]
             value = float(series[row, col])
             raise ValueError(f"series: row {row} channel {self.channels[col]!r} = {value!r} is out of range after "
-                             f"scaling (not finite in float32); {len(bad)} such value(s)")
+                             f"scaling (scaled {scaled[row, col]:.6g}; limit: finite in float32"
+                             f"{'' if max_abs is None else f' and within +-{max_abs:g}'}); {len(bad)} such value(s)")
         return scaled
 
     def _finite(self, scores: np.ndarray, what: str) -> np.ndarray:
@@ -157,9 +159,9 @@ class ExportedModel:
         return self._finite(self._window_scores(windows), "windows")
 
     def score_series(self, series: np.ndarray, stride: int = 1, batch_size: int = 256,
-                     progress: bool = False) -> np.ndarray:
+                     progress: bool = False, max_abs: float | None = None) -> np.ndarray:
         """Raw (T, C) rows -> (T,) per-step scores (the same step mapping as evaluation, aster.scoring)."""
-        scaled = self.scale(series)
+        scaled = self.scale(series, max_abs)
         if len(scaled) < self.window:
             raise ValueError(f"series: {len(scaled)} rows is shorter than one window of {self.window}")
         with np.errstate(all="ignore"):

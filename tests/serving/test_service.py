@@ -106,6 +106,16 @@ BAD = {
     "series text": ("/score_series", {"series": "1,2,3"}, "expected numbers"),
     "stride 0": ("/score_series", {"series": np.zeros((T, C)).tolist(), "stride": 0}, "stride: expected an integer"),
     "stride > window": ("/score_series", {"series": np.zeros((T, C)).tolist(), "stride": W + 1}, "[1, 16]"),
+    "boolean among numbers": ("/score", {"windows": [[[True, 0.0, 1.0]] * W]}, "got a boolean"),
+    "boolean in a series": ("/score_series", {"series": [[0.5, False, 1.0]] * T}, "got a boolean"),
+    "stride true": ("/score_series", {"series": np.zeros((T, C)).tolist(), "stride": True}, "valid integer"),
+    "stride as text": ("/score_series", {"series": np.zeros((T, C)).tolist(), "stride": "2"}, "valid integer"),
+    "stride as float": ("/score_series", {"series": np.zeros((T, C)).tolist(), "stride": 2.0}, "valid integer"),
+    "unknown field": ("/score_series", {"series": np.zeros((T, C)).tolist(), "threshold": 0}, "threshold"),
+    "unknown field of /score": ("/score", {"windows": np.zeros((1, W, C)).tolist(), "x": 1}, "Extra inputs"),
+    "series_id not text": ("/score_series", {"series": np.zeros((T, C)).tolist(), "series_id": 1}, "series_id"),
+    "huge scaled windows": ("/score", {"windows": np.full((1, W, C), 3e38).tolist()}, "ASTER_MAX_ABS_VALUE"),
+    "huge series": ("/score_series", {"series": np.full((T, C), 3e38).tolist()}, "out of range after scaling"),
 }
 NAN_BODIES = {  # Python's json writes NaN/Infinity literals; the service must refuse them, not score them
     "/score": b'{"windows": [' + b",".join([b"[" + b",".join([b"[NaN, 1, 2]"] * W) + b"]"]) + b"]}",
@@ -156,7 +166,8 @@ def test_metadata(service, exported):
     assert meta["providers"] == ["CPUExecutionProvider"] and meta["device"] == "cpu"
     assert meta["card"]["channels"] == CHANNELS and meta["card"]["window"] == W
     assert meta["model_version"] == meta["card"]["onnx"]["sha256"][:12]
-    assert meta["model_dir"] == str(exported[0].resolve()) and service.__is_ready__()
+    assert meta["model_dir"] == "s1" and service.__is_ready__()
+    assert "/" not in json.dumps({k: meta[k] for k in ("model_dir", "configured_dir")})  # no server paths
 
 
 def test_promoted_symlink_and_default_discovery(exported, tmp_path, monkeypatch):
@@ -164,7 +175,7 @@ def test_promoted_symlink_and_default_discovery(exported, tmp_path, monkeypatch)
     link.symlink_to(exported[0], target_is_directory=True)
     monkeypatch.setenv("ASTER_MODEL_DIR", str(link))
     svc = AnomalyScorer()
-    assert svc.metadata()["configured_dir"] == str(link) and svc.metadata()["model_dir"] == str(exported[0])
+    assert svc.metadata()["configured_dir"] == "promoted" and svc.metadata()["model_dir"] == "s1"
     monkeypatch.delenv("ASTER_MODEL_DIR")
     for ds in ("msl/a", "synthetic/synthetic", "aaa/b"):
         (tmp_path / "export" / ds).mkdir(parents=True)
@@ -322,8 +333,45 @@ def test_server_auth_health_and_body_cap(server):
     assert r.status_code == 413
 
 
+def test_server_limits_bodies_paths_and_content_types(server):
+    url, c, _ = server
+    chunks = (b" " * 100_000 for _ in range(5))  # 0.5 MB > ASTER_MAX_BODY_BYTES, chunked: no Content-Length
+
+    def chunked():
+        yield b'{"windows": '
+        yield from chunks
+        yield b"[]}"
+
+    r = c.post("/score", content=chunked(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "ASTER_MAX_BODY_BYTES" in r.text
+    for route in ("/metrics", "/docs.json", "/schema.json", "/"):  # every route but health needs the token
+        assert httpx.get(url + route).status_code == 401
+        assert c.get(route).status_code == 200
+    for i in range(30):
+        assert c.get(f"/probe-{i}").status_code == 404
+        assert httpx.get(url + f"/probe-unauthenticated-{i}").status_code == 401
+    after = c.get("/metrics").text
+    assert [line for line in after.splitlines() if "probe-" in line] == []
+    for i in range(30, 60):
+        c.get(f"/probe-{i}")
+    assert abs(len(c.get("/metrics").text) - len(after)) < 1_000  # one bucket for all unknown paths: bounded
+    r = c.post("/score", files={"windows": ("w.json", b"[[[0, 0, 0]]]")})
+    assert r.status_code == 415 and "application/json" in r.text
+
+
+def test_server_logs_a_rejection_as_one_line(server):
+    url, c, log = server
+    size = log.stat().st_size
+    for _ in range(10):
+        assert c.post("/score_series", json={"series": [[1e300, 0, 0]] * T, "secret": 1}).status_code == 400
+    new = log.read_text()[size:]
+    rejections = [line for line in new.splitlines() if "rejected /score_series with HTTP 400" in line]
+    assert len(rejections) == 10 and all("WARNING" in line for line in rejections), new[-2000:]
+    assert "Traceback" not in new and "1e+300" not in new and "secret" not in new
+
+
 def test_server_scores_a_multi_series_export_by_id(exported, second, tmp_path):
-    env = {"ASTER_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
+    env = {"ASTER_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "ASTER_API_TOKEN": ""}  # no token: open on loopback
     with local_server(exported[0].parent, env=env, log_path=tmp_path / "serve.log") as url, \
             ScorerClient(url) as sc:
         assert sorted(sc.metadata()["series"]) == ["s1", "s2"]
