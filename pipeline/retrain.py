@@ -30,6 +30,7 @@ from aster.env import setup_environment
 from pipeline.retraining.flow import RetrainFailed, retrain, retrain_config
 from pipeline.retraining.registry import Registry
 from pipeline.retraining.report import status
+from pipeline.retraining.runner import Stopped, stop_on_signals, stop_reason
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,11 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         # (and then usually skips). A run started outside Prefect meets the registry lock instead ("busy").
         retrain.serve(name=args.name, cron=args.cron or cfg["cron"], parameters=parameters, limit=1, global_limit=1)
         return 0
+    stop_on_signals()
     try:
         result = retrain(**parameters)
     except RetrainFailed as e:
         print(f"retraining failed: {e}", file=sys.stderr)
         return 1
+    except BaseException as e:  # a stop signal: the run summary records it, the served model is untouched
+        if not (isinstance(e, Stopped) or stop_reason(e)):
+            raise
+        print(f"retraining {stop_reason(e)}", file=sys.stderr)
+        return 143
+
     print(json.dumps({ds: {k: r.get(k) for k in ("decision", "version", "reason", "changes", "summary")}
                       for ds, r in result["datasets"].items()} or result, indent=2))
     return 75 if result["status"] == "busy" else 0  # 75 = EX_TEMPFAIL: try again later

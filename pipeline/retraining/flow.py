@@ -18,7 +18,7 @@ from pipeline.retraining import dvc as dvc_state
 from pipeline.retraining.gate import check_export, gate, lookup, metric_key, metrics_diff
 from pipeline.retraining.registry import Registry, RegistryBusy, utc_now
 from pipeline.retraining.report import markdown_summary, metric_table
-from pipeline.retraining.runner import PipelineError, dvc, run_command
+from pipeline.retraining.runner import PipelineError, dvc, reap_orphans, run_command, stop_reason
 
 DEFAULTS = {"cron": "0 3 * * *", "metric": "vus_pr", "max_drop": 0.01, "datasets": None, "use_experiments": False,
             "registry": "registry", "timeout_s": 6 * 3600}
@@ -132,9 +132,11 @@ def retrain_dataset(project: Path, registry: Registry, dataset: str, metric: str
         s["version"] = promote_task(registry, dataset, export_dir, candidate_metrics, record)
         s["decision"], s["reason"] = "promoted", reason
         return s
-    except Exception as e:  # recorded, the served model untouched; the flow fails at the end
-        s["decision"], s["reason"] = "failed", f"{type(e).__name__}: {e}"
+    except BaseException as e:  # recorded, the served model untouched; the flow fails at the end
+        s["decision"], s["reason"] = "failed", stop_reason(e) or f"{type(e).__name__}: {e}"
         logger.error("%s: %s", dataset, s["reason"])
+        if not isinstance(e, Exception):  # stopped (a signal): the flow ends now
+            raise
         return s
     finally:
         now = registry.current(dataset)
@@ -172,6 +174,8 @@ def retrain(datasets: list[str] | None = None, project_dir: str = ".", metric: s
             list((yaml.safe_load((project / "params.yaml").read_text()).get("datasets") or {}))
     try:
         with registry.lock():
+            for line in reap_orphans(registry.root):  # left by a retraining that was killed (SIGKILL)
+                get_run_logger().warning("%s", line)
             results = {ds: retrain_dataset(project, registry, ds, metric, max_drop, use_experiments, force,
                                            timeout_s) for ds in datasets}
     except RegistryBusy as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -28,6 +29,80 @@ class TransientError(RuntimeError):
 
 class PipelineError(RuntimeError):
     """Not worth retrying: the pipeline itself failed (bad data or params, a bug); the log says why."""
+
+
+class Stopped(BaseException):
+    """The retraining process was asked to stop (SIGTERM, SIGINT): not retried, recorded as the reason."""
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGINT raise Stopped: the running command's process group is killed on the way out
+    (run_command), the run summary records the signal, and the process exits within seconds."""
+    def handler(signum, frame):
+        raise Stopped(f"stopped by {signal.Signals(signum).name}")
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
+def stop_reason(exc: BaseException) -> str | None:
+    """"stopped by SIGTERM" for the exceptions a stop signal raises (Prefect's TerminationSignal inside a flow run,
+    KeyboardInterrupt), else None. The running command's process group is killed on the way out (run_command)."""
+    if isinstance(exc, Stopped):
+        return str(exc)
+    sig = getattr(exc, "signal", None)
+    if isinstance(sig, int):
+        return f"stopped by {signal.Signals(sig).name}"
+    return "stopped by SIGINT" if isinstance(exc, KeyboardInterrupt) else None
+
+
+# A running command is recorded in <run>.pid next to its log: {"owner": pid of the flow process, "pgid", "started"}.
+# The stages run in their own process group, so a flow killed with SIGKILL leaves them running (and DVC's lock
+# held); the next run (under the registry lock) finds the record of a dead owner and kills that group.
+PID_SUFFIX = ".pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphans(registry_root: Path) -> list[str]:
+    """Kill the process groups of commands whose flow process died (records of dead owners); return what was done."""
+    import psutil
+
+    done = []
+    for record_path in sorted(registry_root.glob(f"*/runs/*{PID_SUFFIX}")):
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            record = {}
+        if record.get("owner") and _alive(record["owner"]) and record["owner"] != os.getpid():
+            continue  # a live retraining elsewhere owns it (the registry lock makes that rare)
+        group = [p for p in psutil.process_iter(["pid", "create_time"])
+                 if _pgid(p.pid) == record.get("pgid") and p.info["create_time"] >= record.get("started", 0) - 1]
+        for p in group:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(group, timeout=10)
+        record_path.unlink(missing_ok=True)
+        done.append(f"{record_path.stem}: killed {len(group)} orphaned process(es) of a dead retraining run"
+                    if group else f"{record_path.stem}: removed the record of a dead retraining run")
+    return done
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def tool_env() -> dict:
@@ -73,6 +148,9 @@ def run_command(cmd: list[str], cwd: str, log_path: str, timeout_s: float, name:
         start, t0 = log.tell(), time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=tool_env(), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        record = log_path.with_suffix(PID_SUFFIX)
+        record.write_text(json.dumps({"owner": os.getpid(), "pgid": proc.pid, "started": time.time(),
+                                      "command": shlex.join(cmd)}))
         try:
             rc = proc.wait(timeout=timeout_s)
         except BaseException as e:  # timeout, or this process is being stopped: never leave the stages running
@@ -81,6 +159,8 @@ def run_command(cmd: list[str], cwd: str, log_path: str, timeout_s: float, name:
             if isinstance(e, subprocess.TimeoutExpired):
                 raise TransientError(f"{shlex.join(cmd)}: timed out after {timeout_s:g} s (log: {log_path})") from None
             raise
+        finally:
+            record.unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
     with open(log_path) as f:
         f.seek(start)

@@ -12,9 +12,11 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +192,71 @@ def test_g_second_retraining_is_refused_while_one_runs(project):
     with Registry(project / "registry").lock():
         out = retrain(datasets=["synthetic"], project_dir=str(project))
     assert out["status"] == "busy" and "another retraining is running" in out["reason"] and out["datasets"] == {}
+
+
+def start_slow_retraining(project: Path) -> tuple[subprocess.Popen, Path]:
+    """`python -m pipeline.retrain run` as a real process, with a training that would take minutes; returns once
+    the train stage is running (the process and the run's log)."""
+    tiny_params(project / "params.yaml", steps=200_000, seed=2023)
+    runs = project / "registry" / "synthetic" / "runs"
+    before = set(runs.glob("*.log"))
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.retrain", "--project-dir", str(project), "run",
+                             "--datasets", "synthetic", "--max-drop", "1"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        logs = set(runs.glob("*.log")) - before
+        if logs and "Running stage 'train@synthetic'" in next(iter(logs)).read_text():
+            time.sleep(3)  # well inside training
+            return proc, next(iter(logs))
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail("the train stage did not start within 240 s")
+
+
+def group_of(record: Path) -> list:
+    import psutil
+
+    pgid = json.loads(record.read_text())["pgid"]
+    group = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid:
+                group.append(p)
+        except OSError:
+            pass
+    return group
+
+
+@pytest.mark.slow
+def test_h_sigterm_stops_within_seconds_with_the_reason(project):
+    proc, log = start_slow_retraining(project)
+    record = log.with_suffix(".pid")
+    assert record.exists() and group_of(record)  # the pipeline runs in its own process group
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 15 and proc.returncode == 143, out[-3000:]
+    summary = json.loads(log.with_suffix(".json").read_text())
+    assert summary["decision"] == "failed" and "SIGTERM" in summary["reason"], summary["reason"]
+    assert not record.exists() and Registry(project / "registry").current("synthetic").name == "v0002"
+
+
+@pytest.mark.slow
+def test_i_after_a_sigkill_no_child_survives_the_next_run(project):
+    proc, log = start_slow_retraining(project)
+    record = log.with_suffix(".pid")
+    proc.kill()  # SIGKILL: no handler runs; the stages (own process group) keep running, DVC's lock held
+    proc.wait()
+    orphans = group_of(record)
+    assert orphans and all(p.is_running() for p in orphans)
+    assert Registry(project / "registry").current("synthetic").name == "v0002"  # complete, still served
+    tiny_params(project / "params.yaml", seed=2023)  # a quick training this time
+    r = run(project, max_drop=1.0)
+    assert r["decision"] == "promoted" and r["version"] == "v0003", r["reason"]  # not "busy": recovered
+    assert not record.exists() and not any(p.is_running() for p in orphans)
+    assert served(project)[0] == "v0003"
 
 
 # ----------------------------------------------------------------------------- retries
