@@ -49,7 +49,7 @@ def datasets() -> None:
 @app.command()
 def validate(kind: str, path: Annotated[Optional[str], typer.Argument()] = None,
              option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="loader option key=value")] = None,
-             window: int = 100, train_fraction: float = 0.8) -> None:
+             window: int = 100, train_fraction: float = 0.8, constant_channels: str = "keep") -> None:
     """Load a dataset in its original format and run the Great Expectations checks on every series."""
     from aster.data import DataError
     from aster.data.loaders import load
@@ -61,12 +61,17 @@ def validate(kind: str, path: Annotated[Optional[str], typer.Argument()] = None,
         _fail(str(e))
     failed = False
     for ds in series:
-        result = validate_series(ds, window, train_fraction)
+        try:
+            result = validate_series(ds, window, train_fraction, constant_channels)
+        except ValueError as e:
+            _fail(str(e))
         status = "ok" if result.success else "FAILED"
         typer.echo(f"{ds.name}: train {ds.train.shape}, test {ds.test.shape}, "
                    f"{100 * ds.test_labels.mean():.2f} % anomalous test steps: {status}")
         for line in result.failures:
             typer.echo(f"  - {line}")
+        for line in result.warnings:
+            typer.echo(f"  ! {line}")
         failed |= not result.success
     raise typer.Exit(1 if failed else 0)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from pipeline.common import Paths, params, stage_dataset
+
+log = logging.getLogger("validate")
 
 
 def run(p: dict, paths: Paths) -> list[str]:
@@ -13,10 +16,14 @@ def run(p: dict, paths: Paths) -> list[str]:
     from aster.data.validation import validate_series
     from aster.io import write_json
 
-    results = [validate_series(ds, p["window"], p["prepare"]["train_fraction"]) for ds in load_series(paths.ingested)]
+    results = [validate_series(ds, p["window"], p["prepare"]["train_fraction"],
+                               p["prepare"].get("constant_channels", "keep")) for ds in load_series(paths.ingested)]
     failures = [line for r in results for line in r.failures]
+    warnings = [line for r in results for line in r.warnings]
+    for line in warnings:
+        log.warning("%s", line)
     write_json(paths.validation, {
-        "dataset": paths.dataset, "success": not failures, "failures": failures,
+        "dataset": paths.dataset, "success": not failures, "failures": failures, "warnings": warnings,
         "series": {r.series: r.report for r in results}})
     return failures
 

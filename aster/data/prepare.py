@@ -2,12 +2,15 @@
 
 The scaler is fit on the first `train_fraction` of the training series only and stored as JSON
 (never pickle). The validation tail is used for the label-free production threshold, never for the
-protocol's threshold pool.
+protocol's threshold pool. A channel that is constant on the fit part has no spread to scale by: the policy
+`constant_channels` (params.yaml `prepare`) either refuses it ("error") or keeps it with the scale max(|mean|, 1)
+and a logged warning ("keep"), so a later deviation is measured relative to the channel's level, never amplified.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,19 +20,41 @@ from sklearn.preprocessing import StandardScaler
 from aster.data import DataError, Dataset
 from aster.io import write_json
 
+log = logging.getLogger(__name__)
+CONSTANT_POLICIES = ("keep", "error")
+
+
+def constant_channels(fit: np.ndarray, channels: list[str]) -> dict[str, float]:
+    """channel -> its value, for every channel without variation on the fit part."""
+    fit = np.asarray(fit, dtype=np.float64)
+    flat = np.ptp(fit, axis=0) == 0 if len(fit) else np.zeros(len(channels), bool)
+    return {channels[i]: float(fit[0, i]) for i in np.flatnonzero(flat)}
+
 
 @dataclass
 class Scaler:
-    """z-score statistics per channel; constant channels get scale 1 (no NaN/inf)."""
+    """z-score statistics per channel; a constant channel gets the scale max(|mean|, 1) (see the module doc)."""
 
     mean: list[float]
     scale: list[float]
     channels: list[str]
 
     @classmethod
-    def fit(cls, data: np.ndarray, channels: list[str]) -> "Scaler":
-        sk = StandardScaler().fit(data.astype(np.float64))  # sklearn maps zero variance to scale 1
-        return cls(mean=sk.mean_.tolist(), scale=sk.scale_.tolist(), channels=list(channels))
+    def fit(cls, data: np.ndarray, channels: list[str], constant: str = "keep", name: str = "series") -> "Scaler":
+        if constant not in CONSTANT_POLICIES:
+            raise ValueError(f"prepare.constant_channels must be one of {CONSTANT_POLICIES}, got {constant!r}")
+        sk = StandardScaler().fit(data.astype(np.float64))
+        scale = sk.scale_.copy()
+        flat = constant_channels(data, list(channels))
+        if flat and constant == "error":
+            raise DataError(f"{name}: channel(s) {sorted(flat)} are constant on the fit part "
+                            f"(prepare.constant_channels: error)")
+        for ch in flat:
+            i = list(channels).index(ch)
+            scale[i] = max(abs(float(sk.mean_[i])), 1.0)
+            log.warning("%s: channel %r is constant (%g) on the fit part: kept with scale %g "
+                        "(prepare.constant_channels: keep)", name, ch, flat[ch], scale[i])
+        return cls(mean=sk.mean_.tolist(), scale=scale.tolist(), channels=list(channels))
 
     def transform(self, data: np.ndarray) -> np.ndarray:
         if data.ndim != 2 or data.shape[1] != len(self.mean):
@@ -62,12 +87,12 @@ def split_point(n_train: int, train_fraction: float) -> int:
     return int(np.floor(train_fraction * n_train))
 
 
-def prepare(ds: Dataset, train_fraction: float = 0.8, window: int = 100) -> Prepared:
+def prepare(ds: Dataset, train_fraction: float = 0.8, window: int = 100, constant: str = "keep") -> Prepared:
     cut = split_point(len(ds.train), train_fraction)
     for part, rows in (("train (fit part)", cut), ("validation", len(ds.train) - cut), ("test", len(ds.test))):
         if rows < window:
             raise DataError(f"{ds.name}: {part} has {rows} rows, fewer than one window of {window}")
-    scaler = Scaler.fit(ds.train[:cut], ds.channels)
+    scaler = Scaler.fit(ds.train[:cut], ds.channels, constant, ds.name)
     return Prepared(name=ds.name, train=scaler.transform(ds.train[:cut]), val=scaler.transform(ds.train[cut:]),
                     test=scaler.transform(ds.test), test_labels=ds.test_labels, scaler=scaler)
 

@@ -8,13 +8,13 @@ rows for one window in the fit part, the validation part and the test part.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from aster.data import Dataset
-from aster.data.prepare import split_point
+from aster.data.prepare import CONSTANT_POLICIES, constant_channels, split_point
 
 log = logging.getLogger(__name__)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -26,6 +26,7 @@ class ValidationResult:
     success: bool
     failures: list[str]  # one readable line per failed expectation
     report: dict  # GX's own JSON report per batch
+    warnings: list[str] = field(default_factory=list)  # accepted by policy, reported (constant channels)
 
 
 def _expectations(gxe, channels: list[str], min_rows: int, labelled: bool) -> list:
@@ -48,8 +49,12 @@ def _describe(result) -> str:
     return f"{cfg.type}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) failed; observed: {observed!r}"
 
 
-def validate_series(ds: Dataset, window: int, train_fraction: float = 0.8) -> ValidationResult:
-    """Run the expectation suites on one series; never raises for bad data, reports instead."""
+def validate_series(ds: Dataset, window: int, train_fraction: float = 0.8,
+                    constant: str = "keep") -> ValidationResult:
+    """Run the expectation suites on one series; never raises for bad data, reports instead. Channels constant
+    on the fit part are a failure under the policy "error", a warning under "keep" (aster.data.prepare)."""
+    if constant not in CONSTANT_POLICIES:
+        raise ValueError(f"prepare.constant_channels must be one of {CONSTANT_POLICIES}, got {constant!r}")
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
@@ -76,4 +81,11 @@ def validate_series(ds: Dataset, window: int, train_fraction: float = 0.8) -> Va
         res = batch_def.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
         report[part] = res.to_json_dict()
         failures += [f"{ds.name} [{part}]: {_describe(r)}" for r in res.results if not r.success]
-    return ValidationResult(series=ds.name, success=not failures, failures=failures, report=report)
+    flat = constant_channels(ds.train[:cut], list(ds.channels)) if cut else {}
+    kept = ": kept with scale max(|mean|, 1)" if constant == "keep" else ""
+    lines = [f"{ds.name} [train_fit]: channel {ch!r} is constant ({v:g}) on the fit part; "
+             f"prepare.constant_channels: {constant}{kept}" for ch, v in flat.items()]
+    if constant == "error":
+        failures += lines
+    return ValidationResult(series=ds.name, success=not failures, failures=failures, report=report,
+                            warnings=lines if constant == "keep" else [])

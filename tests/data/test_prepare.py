@@ -24,7 +24,7 @@ def test_scaler_is_fit_on_the_first_80_percent_only():
     assert cut == 800 and len(p.train) == 800 and len(p.val) == 200
     np.testing.assert_allclose(p.scaler.mean, ds.train[:cut].mean(0), rtol=1e-6)
     assert abs(p.train[:, 0].mean()) < 1e-5 and p.val[:, 0].mean() > 40  # tail shifted, not re-centred
-    assert p.scaler.scale[1] == 1.0 and np.isfinite(p.train).all() and np.isfinite(p.test).all()
+    assert p.scaler.scale[1] == 7.0 and np.isfinite(p.train).all() and np.isfinite(p.test).all()
     assert p.train.dtype == np.float32
 
 
@@ -43,6 +43,20 @@ def test_prepared_round_trip_is_json_and_npy(tmp_path):
 def test_too_short_for_one_window(n_train, n_test, part):
     with pytest.raises(DataError, match=f"toy: {part} has"):
         prepare(dataset(n_train, n_test), 0.8, window=50)
+
+
+def test_constant_channel_policy(caplog):
+    ds = dataset()  # c1 is constant (7.0) on the fit part
+    with caplog.at_level("WARNING"):
+        kept = prepare(ds, 0.8, 50, constant="keep")
+    assert "toy: channel 'c1' is constant (7) on the fit part: kept with scale 7" in caplog.text
+    assert kept.scaler.scale[1] == 7.0 and abs(kept.test[:, 1]).max() < 2  # relative to its level, not raw
+    small = Scaler.fit(np.zeros((10, 1)), ["z"])
+    assert small.scale == [1.0]  # a constant 0 keeps unit scale: never amplified
+    with pytest.raises(DataError, match=r"toy: channel\(s\) \['c1'\] are constant on the fit part"):
+        prepare(ds, 0.8, 50, constant="error")
+    with pytest.raises(ValueError, match="constant_channels must be one of"):
+        prepare(ds, 0.8, 50, constant="drop")
 
 
 def test_scaler_rejects_wrong_channel_count():

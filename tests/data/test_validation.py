@@ -33,6 +33,18 @@ def test_each_problem_is_named():
     assert "expect_table_columns_to_match_ordered_list" in text
 
 
+def test_constant_channel_is_reported_by_policy():
+    ds = good()
+    ds.train[:, 2] = 3.5  # constant on the fit part
+    kept = validate_series(ds, window=50, constant="keep")
+    assert kept.success and kept.warnings == [
+        "toy [train_fit]: channel 'c' is constant (3.5) on the fit part; prepare.constant_channels: keep: kept with "
+        "scale max(|mean|, 1)"]
+    refused = validate_series(ds, window=50, constant="error")
+    assert not refused.success and "channel 'c' is constant" in refused.failures[-1]
+    assert validate_series(good(), window=50).warnings == []
+
+
 def test_too_few_rows_for_a_window():
     failures = validate_series(good(n_train=200), window=50).failures
     assert any("[train_val]" in f and "row_count" in f for f in failures)
