@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pipeline.retraining import dvc as dvc_state
-from pipeline.retraining.gate import check_export, gate, lookup, metric_key, metrics_diff
+from pipeline.retraining.gate import check_export, gate, lookup, metric_key, metrics_diff, same_data_metrics
 from pipeline.retraining.registry import Registry, RegistryBusy, utc_now
 from pipeline.retraining.report import markdown_summary, metric_table
 from pipeline.retraining.runner import PipelineError, dvc, reap_orphans, run_command, stop_reason
@@ -111,7 +111,17 @@ def retrain_dataset(project: Path, registry: Registry, dataset: str, metric: str
         if not candidate_metrics.exists():
             raise PipelineError(f"{candidate_metrics}: missing after the pipeline run")
         candidate = json.loads(candidate_metrics.read_text())
-        diff = metrics_diff(served.metrics_path, candidate_metrics, target) if served else None
+        diff = None
+        if served:  # champion and challenger scored on the same, current data
+            evaluate = (yaml.safe_load((project / "params.yaml").read_text()) or {})["evaluate"]
+            common = sorted(sid for sid, sha in s["series"].items() if sha and sid in served.series())
+            paths = {}
+            for role, directory in (("champion", served.path), ("challenger", export_dir)):
+                paths[role] = base.with_name(f"{base.name}.{role}.json")
+                paths[role].write_text(json.dumps(same_data_metrics(
+                    directory, project / "data" / "prepared" / dataset, evaluate, common), indent=1))
+            diff = metrics_diff(paths["champion"], paths["challenger"], target)
+            candidate = json.loads(paths["challenger"].read_text())
         entry = (diff or {}).get("diff", {}).get(target, {}).get(key, {})
         old = entry.get("old")
         new = entry.get("new") if diff else lookup(candidate, key)
@@ -120,6 +130,8 @@ def retrain_dataset(project: Path, registry: Registry, dataset: str, metric: str
         else:
             ok, reason = True, f"first model of '{dataset}' (candidate {key} = {new!r})"
         s["gate"] = {"metric": key, "max_drop": max_drop, "old": old, "new": new,
+                     "scored_on": "the current prepared data, champion and challenger alike" if diff else
+                                  "the evaluate stage (no champion)",
                      "command": diff["command"] if diff else "no promoted model: nothing to diff",
                      "table": metric_table(diff and diff["diff"], target, candidate, key),
                      "dvc_metrics_diff": diff and diff["diff"]}

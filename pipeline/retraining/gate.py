@@ -1,5 +1,7 @@
-"""The promotion gate: the candidate export must score, then `dvc metrics diff` between the served model's metrics
-and the candidate's decides (promote iff new >= old - max_drop)."""
+"""The promotion gate: the candidate export must score; then the served model (champion) and the candidate
+(challenger) are both scored on the same, current prepared data through aster.inference, and `dvc metrics diff`
+between the two decides (promote iff new >= old - max_drop). Comparing against the champion's stored metrics would
+compare different test sets whenever the data changed."""
 
 from __future__ import annotations
 
@@ -18,6 +20,33 @@ from pipeline.retraining.runner import PipelineError, dvc, quick
 def metric_key(metric: str) -> str:
     """"vus_pr" -> "mean.vus_pr" (the dataset mean in metrics/DS.json); a dotted key is used as given."""
     return metric if "." in metric else f"mean.{metric}"
+
+
+def same_data_metrics(export_dir: Path, prepared_dir: Path, evaluate: dict, series: list[str]) -> dict:
+    """{"mean", "series"} metrics of the exported models under `export_dir` on the current prepared data of
+    `series` (raw rows rebuilt from the prepared scaler, then each model's own card scaler), scored as the evaluate
+    stage does: stride `evaluate.score_stride`, TAB's score-mode metrics and label-mode F1."""
+    import numpy as np
+
+    from aster.data.prepare import load_prepared
+    from aster.inference import ExportedModel, export_dirs
+    from aster.metrics import label_mode_f1, score_metrics
+    from pipeline.evaluate import mean_over_series
+
+    models, per_series = export_dirs(export_dir), {}
+    for sid in series:
+        prepared, _ = load_prepared(prepared_dir / sid)
+        model = ExportedModel(models[sid], "cpu")
+        mean, scale = np.asarray(prepared.scaler.mean), np.asarray(prepared.scaler.scale)
+        raw = lambda part: np.asarray(part, np.float64) * scale + mean  # noqa: E731
+        test = model.score_series(raw(prepared.test), evaluate["score_stride"])
+        train = model.score_series(raw(prepared.train), evaluate["score_stride"])
+        labels = np.asarray(prepared.test_labels)
+        f1 = label_mode_f1(labels, test, np.concatenate([train, test]), evaluate["ratios"])["f1"]
+        per_series[sid] = {"f1": f1, **score_metrics(labels, test)}
+    if not per_series:
+        raise PipelineError(f"{export_dir}: no series in common to score on {prepared_dir}")
+    return {"mean": mean_over_series(per_series), "series": per_series}
 
 
 def lookup(d: dict, dotted: str):

@@ -39,7 +39,7 @@ def markdown_summary(s: dict) -> str:
     if g:
         lines += ["", "## Metrics (promoted -> candidate)", "",
                   f"Gate: promote iff candidate `{g['metric']}` >= promoted - {g['max_drop']:g}; values from "
-                  f"`{g['command']}`.", "",
+                  f"`{g['command']}`, both scored on {g.get('scored_on', 'their own data')}.", "",
                   "| metric | promoted | candidate | change |", "| --- | --- | --- | --- |"]
         for key, row in g["table"].items():
             old, new, diff = row.get("old"), row.get("new"), row.get("diff")

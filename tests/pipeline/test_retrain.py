@@ -259,6 +259,25 @@ def test_i_after_a_sigkill_no_child_survives_the_next_run(project):
     assert served(project)[0] == "v0003"
 
 
+@pytest.mark.slow
+def test_j_after_a_data_change_the_gate_scores_both_models_on_the_new_data(project):
+    from pipeline.retraining.gate import same_data_metrics
+
+    champion = Registry(project / "registry").current("synthetic")
+    p = yaml.safe_load((project / "params.yaml").read_text())
+    p["datasets"]["synthetic"]["options"]["seed"] = 2024  # new data: another test part
+    (project / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    r = run(project, max_drop=1.0)
+    assert r["decision"] == "promoted", r["reason"]
+    assert "params: datasets.synthetic.options.seed: 2021 -> 2024" in r["changes"]
+    rescored = same_data_metrics(champion.path, project / "data/prepared/synthetic",
+                                 p["evaluate"], ["synthetic"])["mean"]["vus_pr"]
+    stored = json.loads(champion.metrics_path.read_text())["mean"]["vus_pr"]  # on the old data
+    assert r["gate"]["old"] == pytest.approx(rescored) and r["gate"]["old"] != pytest.approx(stored)
+    challenger = json.loads(Path(r["summary"][0]).with_name(r["run"] + ".challenger.json").read_text())
+    assert r["gate"]["new"] == challenger["mean"]["vus_pr"] and "current prepared data" in r["gate"]["scored_on"]
+
+
 # ----------------------------------------------------------------------------- retries
 
 def test_transient_failures_are_retried_permanent_ones_not(tmp_path):
