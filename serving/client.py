@@ -41,11 +41,11 @@ class ScoringError(RuntimeError):
 
 
 def backoff_delay(attempt: int, base: float, cap: float = 5.0, response: httpx.Response | None = None) -> float:
-    """Full-jitter exponential backoff; a numeric Retry-After header wins."""
+    """Full-jitter exponential backoff; a numeric Retry-After header is the minimum (plus the jitter, so that shed
+    clients do not all come back at the same instant)."""
     after = response.headers.get("retry-after") if response is not None else None
-    if after is not None and after.replace(".", "", 1).isdigit():
-        return min(float(after), cap)
-    return random.uniform(0, min(cap, base * 2 ** attempt))
+    floor = min(float(after), cap) if after is not None and after.replace(".", "", 1).isdigit() else 0.0
+    return floor + random.uniform(0, min(cap, base * 2 ** attempt))
 
 
 def _result(r: httpx.Response):
@@ -70,7 +70,7 @@ class ScorerClient:
     def __init__(self, url: str = "http://127.0.0.1:3000", token: str | None = None, timeout: float = 60.0,
                  retries: int = 6, backoff: float = 0.1):
         self.http = httpx.Client(base_url=url, headers=_headers(token), timeout=timeout)
-        self.retries, self.backoff, self.retried = retries, backoff, 0
+        self.retries, self.backoff, self.retried, self.shed = retries, backoff, 0, 0
 
     def post(self, route: str, payload: dict):
         for attempt in range(self.retries + 1):
@@ -83,6 +83,7 @@ class ScorerClient:
             if r is not None and (r.status_code not in RETRY_STATUS or attempt == self.retries):
                 return _result(r)
             self.retried += 1
+            self.shed += r is not None and r.status_code == 503
             time.sleep(backoff_delay(attempt, self.backoff, response=r))
 
     def score(self, windows) -> np.ndarray:
@@ -127,7 +128,7 @@ class AsyncScorerClient:
                  retries: int = 6, backoff: float = 0.1, max_connections: int = 256):
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self.http = httpx.AsyncClient(base_url=url, headers=_headers(token), timeout=timeout, limits=limits)
-        self.retries, self.backoff, self.retried = retries, backoff, 0
+        self.retries, self.backoff, self.retried, self.shed = retries, backoff, 0, 0
 
     async def post(self, route: str, payload: dict):
         for attempt in range(self.retries + 1):
@@ -140,6 +141,7 @@ class AsyncScorerClient:
             if r is not None and (r.status_code not in RETRY_STATUS or attempt == self.retries):
                 return _result(r)
             self.retried += 1
+            self.shed += r is not None and r.status_code == 503
             await asyncio.sleep(backoff_delay(attempt, self.backoff, response=r))
 
     async def score(self, windows) -> np.ndarray:

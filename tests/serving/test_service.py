@@ -370,6 +370,26 @@ def test_server_logs_a_rejection_as_one_line(server):
     assert "Traceback" not in new and "1e+300" not in new and "secret" not in new
 
 
+def test_server_sheds_load_with_retry_after_and_the_client_honours_it(exported, tmp_path):
+    from serving.client import backoff_delay
+
+    env = {"ASTER_DEVICE": "cpu", "ASTER_API_TOKEN": "", "ASTER_MAX_LATENCY_MS": "1"}  # a budget made to shed
+    x = scaled_windows(2).tolist()
+    with local_server(exported[0], env=env, log_path=tmp_path / "serve.log") as url:
+        with httpx.Client(base_url=url, timeout=30) as c, ThreadPoolExecutor(24) as pool:
+            answers = list(pool.map(lambda _: c.post("/score", json={"windows": x}), range(96)))
+        shed = [r for r in answers if r.status_code == 503]
+        assert shed and all(r.status_code in (200, 503) for r in answers)
+        assert all(r.headers["retry-after"] == "1" and "overloaded" in r.json()["error"] for r in shed)
+        with ScorerClient(url, retries=30, backoff=0.05) as sc, ThreadPoolExecutor(24) as pool:
+            scores = list(pool.map(lambda _: sc.score(x), range(96)))  # every request gets through
+        assert all(s.shape == (2,) for s in scores) and sc.shed > 0
+    log = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in log and "with HTTP 503 (ServiceUnavailable)" in log
+    slow = httpx.Response(503, headers={"Retry-After": "2"})
+    assert all(2.0 <= backoff_delay(a, 0.1, response=slow) <= 2.0 + 0.1 * 2 ** a for a in range(4))
+
+
 def test_server_scores_a_multi_series_export_by_id(exported, second, tmp_path):
     env = {"ASTER_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "ASTER_API_TOKEN": ""}  # no token: open on loopback
     with local_server(exported[0].parent, env=env, log_path=tmp_path / "serve.log") as url, \
