@@ -65,6 +65,7 @@ class AsterConfig:
     pseudo_size: list[float] = field(default_factory=lambda: [0.05, 2.0])  # anchored: [low, high] deviation size,
     # drawn log-uniformly per window, in per-dimension standard deviations of the normal token features
     pseudo_span: float = 0.3  # anchored: longest deviating span, as a fraction of the window's tokens
+    pseudo_random: float = 0.0  # anchored: share of windows deviating in a random direction instead of G's
     grl_lambda: float = 1.0
     extractor_lr: float = 1.0  # (ours) learning-rate multiplier of F's trainable weights; 0 keeps F at its init
     generator_lr: float = 1.0  # (ours) learning-rate multiplier of G: under Adam, lambda only sets the sign
@@ -90,6 +91,7 @@ class AsterConfig:
         need(len(self.pseudo_size) == 2 and 0 < self.pseudo_size[0] <= self.pseudo_size[1],
              f"pseudo_size must be [low, high] with 0 < low <= high, got {list(self.pseudo_size)}")
         need(0 < self.pseudo_span <= 1, f"pseudo_span must be in (0, 1], got {self.pseudo_span}")
+        need(0 <= self.pseudo_random <= 1, f"pseudo_random must be in [0, 1], got {self.pseudo_random}")
         need(self.extractor_lr >= 0 and self.generator_lr >= 0, "extractor_lr and generator_lr must be >= 0")
         need(self.finetune in FINETUNE_MODES, f"finetune must be one of {FINETUNE_MODES}, got {self.finetune!r}")
         need(self.classifier in CLASSIFIERS, f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
@@ -298,6 +300,9 @@ class Aster(nn.Module):
             return g, torch.ones(b, n, dtype=torch.bool, device=h.device), torch.ones(b, device=h.device)
         mask = span_mask(b, n, cfg.pseudo_span, h.device)
         size = log_uniform(b, *cfg.pseudo_size, device=h.device)
+        if cfg.pseudo_random > 0:  # isotropic directions for a share of windows: deviations G would not choose
+            pick = torch.rand(b, 1, 1, device=h.device) < cfg.pseudo_random
+            g = torch.where(pick, torch.randn_like(g), g)
         return anchored(h, g, mask, size), mask, size
 
     def training_step_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -137,7 +137,7 @@ def load_results(results: Path) -> tuple[dict[str, dict[str, dict]], list[dict]]
     """({dataset: {tag: result}}, failed runs) from results/<dataset>/<tag>.json (speed/ excluded); runs of one
     setting with several seeds (tags `<base>-s<seed>`) become one result `<base>` with mean and std over seeds."""
     runs, failed = {}, []
-    for d in sorted(p for p in results.iterdir() if p.is_dir() and p.name != "speed") if results.is_dir() else []:
+    for d in sorted(p for p in results.iterdir() if p.is_dir() and p.name not in ("speed", "diagnostics")) if results.is_dir() else []:
         for f in sorted(d.glob("*.json")):
             doc = json.loads(f.read_text())
             if f.name.endswith(".failed.json"):

@@ -100,16 +100,18 @@ class RequestGuard:
     @staticmethod
     def _explain_shedding(send):
         """BentoML sheds load with a bare 503; give it a message saying so and Retry-After."""
-        shed = False
+        state = {"shed": False, "answered": False}
 
         async def wrapped(message) -> None:
-            nonlocal shed
             if message["type"] == "http.response.start" and message["status"] == 503:
-                shed = True
+                state["shed"] = True
                 return
-            if shed and message["type"] == "http.response.body":
-                return await reply(send, 503, f"overloaded: the request was shed to keep latency bounded; retry "
-                                              f"after {RETRY_AFTER_S} s", [(b"retry-after", str(RETRY_AFTER_S).encode())])
+            if state["shed"] and message["type"] == "http.response.body":
+                if not state["answered"]:  # one answer of ours; the rest of BentoML's body is dropped
+                    state["answered"] = True
+                    await reply(send, 503, f"overloaded: the request was shed to keep latency bounded; retry after "
+                                           f"{RETRY_AFTER_S} s", [(b"retry-after", str(RETRY_AFTER_S).encode())])
+                return
             await send(message)
 
         return wrapped
