@@ -30,7 +30,7 @@ from aster.env import setup_environment
 from pipeline.retraining.flow import RetrainFailed, retrain, retrain_config
 from pipeline.retraining.registry import Registry
 from pipeline.retraining.report import status
-from pipeline.retraining.runner import Stopped, stop_on_signals, stop_reason
+from pipeline.retraining.runner import stop_on_signals, stop_reason
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--experiments", action="store_true", default=None, help="dvc exp run instead of repro")
         p.add_argument("--registry", help="registry directory, relative to the project (registry)")
         p.add_argument("--timeout", type=float, help="seconds one pipeline run may take (21600)")
-        p.add_argument("--force", action="store_true", help="run the pipeline even if nothing changed")
+        p.add_argument("--force", action="store_true",
+                       help="rebuild every stage (dvc repro -f); a model identical to the served one is not promoted")
         if name == "serve":
             p.add_argument("--cron", help='schedule, e.g. "0 3 * * *" (default: params.yaml retrain.cron)')
             p.add_argument("--name", default="nightly-retrain", help="deployment name")
@@ -86,11 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"retraining failed: {e}", file=sys.stderr)
         return 1
     except BaseException as e:  # a stop signal: the run summary records it, the served model is untouched
-        if not (isinstance(e, Stopped) or stop_reason(e)):
+        if not stop_reason(e):
             raise
         print(f"retraining {stop_reason(e)}", file=sys.stderr)
         return 143
-
     print(json.dumps({ds: {k: r.get(k) for k in ("decision", "version", "reason", "changes", "summary")}
                       for ds, r in result["datasets"].items()} or result, indent=2))
     return 75 if result["status"] == "busy" else 0  # 75 = EX_TEMPFAIL: try again later
