@@ -7,7 +7,10 @@ Pseudo-anomalies (`AsterConfig.pseudo`):
             window's own features; its size s (drawn log-uniformly per window, in units of the per-dimension spread
             of normal token features) and where it sits (m: one contiguous span of tokens) are drawn, so G cannot
             shrink pseudo-anomalies into the normal data nor collapse them to a mean. The reversed gradient still
-            reaches G through the direction.
+            reaches G through the direction. With `pseudo_random` > 0 that share of windows deviates in an isotropic
+            random direction instead: C then has to enclose the normal features from every side, not only from
+            the directions G found (on Daphnet a kNN on F's features beat C, so C's boundary, not F, was the weak
+            link; benchmarks/diagnose.py).
 
 Game statistics (`game_stats`) are detached, label-free numbers logged every epoch: C's accuracy on normal and on
 pseudo-anomalous tokens/windows, the spread of pseudo-anomalies relative to normal features and their distance to

@@ -33,11 +33,19 @@ ABLATIONS = (("old-aster-no-lm", "no_lm", "adapter only (no LM)"), ("old-aster-f
              ("old-aster-full", "full", "full fine-tuning"), ("old-aster", "lora", "LoRA (default)"),
              ("old-aster-mlp", "mlp", "MLP classifier"))
 # Each kept choice of ours switched off against the default (benchmarks/run.py --variant NAME --seeds ...).
-OUR_ABLATIONS = (("aster", "the default"), ("aster-paper-game", "the paper's game at our patch and budget"),
-                 ("aster-free", "pseudo: free (H~ = G(z))"), ("aster-target-window", "target: window"),
-                 ("aster-score-token", "score_level: token"), ("aster-f-lr1", "extractor_lr: 1 (F at full speed)"),
-                 ("aster-g-lr1", "generator_lr: 1 (G at full speed)"), ("aster-sgd", "optimizer: sgd, lr 0.01"),
-                 ("aster-minilm", "backbone: minilm (2 layers, LoRA)"), ("old-aster", "the old default (one seed)"))
+# Rows after `prev-aster` switch a choice off the previous default (pseudo_random 0), which they were run against.
+OUR_ABLATIONS = (("aster", "the default (pseudo_random 0.5)"),
+                 ("aster-random-all", "pseudo_random: 1 (every direction random: G plays no part)"),
+                 ("prev-aster", "pseudo_random: 0 (G's directions only: the previous default)"),
+                 ("aster-paper-game", "prev. default, the paper's game at our patch and budget"),
+                 ("aster-free", "prev. default, pseudo: free (H~ = G(z))"),
+                 ("aster-target-window", "prev. default, target: window"),
+                 ("aster-score-token", "prev. default, score_level: token"),
+                 ("aster-f-lr1", "prev. default, extractor_lr: 1 (F at full speed)"),
+                 ("aster-g-lr1", "prev. default, generator_lr: 1 (G at full speed)"),
+                 ("aster-sgd", "prev. default, optimizer: sgd, lr 0.01"),
+                 ("aster-minilm", "prev. default, backbone: minilm (2 layers, LoRA)"),
+                 ("old-aster", "the default of 2026-11 (one seed)"))
 SEED = re.compile(r"^(?P<base>.+)-s(?P<seed>\d+)$")
 COLUMNS = (("f1", "F1"), ("f1_label_free", "F1 label-free"), ("auroc", "AUROC"), ("aupr", "AUPR"),
            ("vus_roc", "VUS-ROC"), ("vus_pr", "VUS-PR"))
