@@ -5,75 +5,8 @@ import torch
 
 from aster.model import (LOGGED, Aster, AsterConfig, Classifier, MLPClassifier, grad_reverse, mlp_hidden_width,
                          mlp_params)
-
-W, C, B = 16, 5, 4
-BASE = dict(n_channels=C, window=W, dropout=0.0)  # no dropout: a seeded forward is then exactly repeatable
-
-
-def make(seed: int = 0, **kw) -> Aster:
-    torch.manual_seed(seed)
-    return Aster(AsterConfig(**{**BASE, "backbone": "tiny-gpt2", **kw}))
-
-
-def windows(seed: int = 1, b: int = B) -> torch.Tensor:
-    return torch.randn(b, W, C, generator=torch.Generator().manual_seed(seed))
-
-
-def perturb_lora(m: Aster) -> None:
-    """LoRA B starts at zero, which makes lora_A's gradient and any merge trivially zero; make both real."""
-    with torch.no_grad():
-        for name, p in m.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0.0, 0.1)
-
-
-def groups(m: Aster) -> dict[str, list[torch.nn.Parameter]]:
-    p = m.perturbator
-    trainable = lambda *mods: [q for mod in mods for q in mod.parameters() if q.requires_grad]  # noqa: E731
-    return {"F": trainable(m.extractor), "E": trainable(p.encoder, p.to_mu, p.to_sigma),
-            "D": trainable(p.decoder, p.decoder_head), "G": trainable(p.generator, p.generator_head),
-            "C": trainable(m.classifier)}
-
-
-def grads(loss: torch.Tensor, params) -> list[torch.Tensor | None]:
-    return list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
-
-
-def same(a, b, tol: float = 1e-5) -> bool:
-    """Equal up to float32 summation-order noise, relative to each tensor's scale (tol=0: bit-identical)."""
-    return all((x - y).abs().max() <= tol * y.abs().max() for x, y in zip(a, b, strict=True))
-
-
-def all_nonzero(gs) -> bool:
-    return all(g is not None and g.abs().sum() > 0 for g in gs)
-
-
-def all_none(gs) -> bool:  # None: the loss is not connected to these parameters at all
-    return all(g is None for g in gs)
-
-
-def no_signal(gs) -> bool:  # connected through a concatenation, but the gradient is exactly zero
-    return all(g is None or not g.any() for g in gs)
-
-
-# the paper's game, and ours: patch tokens, anchored pseudo-anomalies, per-token targets and max pooling
-GAMES = {"paper": dict(), "ours": dict(patch=4, pseudo="anchored", target="token", pooling="max", score_level="token",
-                                       pseudo_span=0.5)}
-
-
-def plain_cls_pseudo(m: Aster, out: dict, detach_h_tilde: bool = False) -> torch.Tensor:
-    """cls_pseudo recomputed from G's raw output without any gradient reversal (same eps, mask and sizes)."""
-    from aster.game import anchored
-
-    cfg, h = m.config, out["h"].detach()
-    g = out["g"].detach() if detach_h_tilde else out["g"]
-    h_tilde = g if cfg.pseudo == "free" else anchored(h, g, out["mask"], out["size"])
-    window_logits, token_logits = m.classifier(torch.cat([h, h_tilde]))
-    bce, b, mask = torch.nn.functional.binary_cross_entropy_with_logits, h.shape[0], out["mask"]
-    if cfg.target == "window":
-        return bce(window_logits[b:], torch.ones(b))
-    lp = token_logits[b:]
-    return bce(lp[mask], torch.ones_like(lp[mask])) + bce(lp[~mask], torch.zeros_like(lp[~mask]))
+from model_testutil import (B, BASE, GAMES, C, W, all_none, all_nonzero, grads, groups, make, no_signal,
+                            perturb_lora, plain_cls_pseudo, same, windows)
 
 
 @pytest.mark.parametrize("game", GAMES)
@@ -146,44 +79,6 @@ def test_classifier_learns_from_both_terms_unreversed(game):
         assert (total - (a + b)).abs().max() <= 1e-5 * max(a.abs().max(), b.abs().max())
     # C's pseudo gradient is the plain BCE gradient (the reversal acts only below C, on G)
     assert same(p, grads(plain_cls_pseudo(m, out, detach_h_tilde=True), c))
-
-
-def test_anchored_pseudo_anomalies_deviate_only_in_their_span_by_the_drawn_size():
-    m = make(**GAMES["ours"], pseudo_size=(0.5, 2.0))
-    out = m.training_step_outputs(windows(b=16))
-    h, h_tilde, mask, size = out["h"].detach(), out["h_tilde"].detach(), out["mask"], out["size"]
-    n = W // 4
-    assert h_tilde.shape == h.shape == (16, n, m.config.d_model) and mask.shape == (16, n)
-    assert torch.equal(h_tilde[~mask], h[~mask])  # outside the span: the window's own features
-    assert (mask.sum(1) >= 1).all() and (mask.sum(1) <= 2).all()  # spans of 1 .. 0.5 * 4 tokens
-    assert all(torch.equal(r[r.nonzero().min():r.nonzero().max() + 1], torch.ones(int(r.sum()), dtype=torch.bool))
-               for r in mask)  # contiguous
-    assert ((size >= 0.5) & (size <= 2.0)).all()
-    sd = h.flatten(0, 1).std(0)
-    rms = ((h_tilde - h) / sd).pow(2).mean(-1).sqrt()  # deviation in units of the normal spread, per token
-    assert torch.allclose(rms[mask], size[:, None].expand_as(mask)[mask], rtol=1e-4)
-
-
-def test_token_target_localises_and_stats_see_the_game():
-    m = make(**GAMES["ours"])
-    out = m.training_step_outputs(windows(b=8))
-    assert out["logits_normal"].shape == out["logits_pseudo"].shape == (8, W // 4)
-    for k in ("acc_normal", "acc_pseudo"):
-        assert 0 <= out[k] <= 1
-    assert out["pseudo_spread"] > 0 and out["pseudo_nn_dist"] > 0
-
-
-def test_game_stats_show_a_collapse():
-    from aster.game import game_stats
-
-    h = torch.randn(8, 10, 16)
-    blob = torch.full_like(h, 5.0)  # every pseudo-anomaly the same point, far from the normal features
-    mask = torch.ones(8, 10, dtype=torch.bool)
-    stats = game_stats(h, blob, mask, -torch.ones(8), torch.ones(8), torch.ones(8))
-    assert stats["acc_normal"] == 1 and stats["acc_pseudo"] == 1
-    assert stats["pseudo_spread"] == 0 and stats["pseudo_nn_dist"] > 2
-    spread = game_stats(h, torch.randn(8, 10, 16), mask, torch.ones(8), -torch.ones(8), torch.ones(8))
-    assert 0.7 < spread["pseudo_spread"] < 1.4 and spread["acc_normal"] == 0 and spread["acc_pseudo"] == 0
 
 
 def test_gradient_reversal_function():
@@ -382,15 +277,6 @@ def test_logged_grl_grad_is_filled_by_the_backward_pass():
     assert losses["grl_grad"] == 0
     losses["loss"].backward()
     assert losses["grl_grad"] > 0
-
-
-@pytest.mark.parametrize("kw, msg", [(dict(patch=3), "patch"), (dict(pseudo="gan"), "pseudo"),
-                                     (dict(target="step"), "target"), (dict(pseudo_size=[0.0, 1.0]), "pseudo_size"),
-                                     (dict(pseudo_span=0.0), "pseudo_span"), (dict(generator_lr=-1.0), "generator_lr"),
-                                     (dict(classifier="mlp", score_level="token"), "need classifier 'transformer'")])
-def test_config_rejects_bad_game_values(kw, msg):
-    with pytest.raises(ValueError, match=msg):
-        AsterConfig(**{**BASE, **kw})
 
 
 def test_patch_tokens_shapes():
