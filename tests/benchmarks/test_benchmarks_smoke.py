@@ -46,7 +46,7 @@ def test_catalog_has_the_real_datasets():
     assert catalog["skab"]["window"] < 80  # SKAB: 400 train rows -> 80 validation rows
     assert catalog["smd"]["options"]["mode"] == "per_machine"
     for name in ("msl", "asd", "skab", "daphnet", "smd"):
-        assert (ROOT / catalog[name]["path"]).resolve().is_relative_to(ROOT.parent / "shared" / "data")
+        assert (ROOT / catalog[name]["path"]).resolve().is_relative_to((ROOT.parent / "shared" / "data").resolve())
 
 
 def test_run_then_report(tmp_path):
