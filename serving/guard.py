@@ -45,6 +45,11 @@ def _static_paths() -> frozenset[str]:
     return frozenset(f"/static_content/{p.relative_to(root).as_posix()}" for p in root.rglob("*") if p.is_file())
 
 
+def known_paths(routes: frozenset[str]) -> frozenset[str]:
+    """Every path the service answers: health probes, docs and metrics, the API routes, the docs page's files."""
+    return HEALTH_PATHS | DOC_PATHS | routes | _static_paths()
+
+
 class RequestGuard:
     """ASGI middleware; see the module docstring. `routes`: the API paths (e.g. "/score"). Token and body limit
     are read from the environment when the app is built."""
@@ -53,7 +58,7 @@ class RequestGuard:
         self.app, self.routes = app, routes
         self.token = os.environ.get("ASTER_API_TOKEN") or None
         self.max_body = env_int("ASTER_MAX_BODY_BYTES", 64 << 20)
-        self.known = HEALTH_PATHS | DOC_PATHS | routes | _static_paths()
+        self.known = known_paths(routes)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] in HEALTH_PATHS:
@@ -151,7 +156,7 @@ def bounded_metric_labels(known: frozenset[str]) -> None:
     original = RunnerTrafficMetricsMiddleware.__call__
 
     async def call(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"] not in known and scope["path"] not in _static_paths():
+        if scope["type"] == "http" and scope["path"] not in known:
             scope = {**scope, "path": UNKNOWN, "raw_path": UNKNOWN.encode()}
         return await original(self, scope, receive, send)
 

@@ -56,7 +56,7 @@ from aster.env import setup_environment
 from aster.inference import CARD_FILE, ONNX_FILE, ExportedModel, export_dirs, load_exports
 from serving import contract
 from serving.contract import Contract, NoInput, ScoreInput, SeriesInput, WindowsInput, env_int
-from serving.guard import DOC_PATHS, HEALTH_PATHS, RequestGuard, bounded_metric_labels, quiet_rejections
+from serving.guard import RequestGuard, bounded_metric_labels, known_paths, quiet_rejections
 
 setup_environment()  # the service module is an entry point (bentoml imports it)
 log = logging.getLogger("bentoml.aster")
@@ -168,5 +168,5 @@ class AnomalyScorer:
 
 ROUTES = frozenset(f"/{name}" for name in AnomalyScorer.apis)
 AnomalyScorer.add_asgi_middleware(RequestGuard, routes=ROUTES)
-bounded_metric_labels(HEALTH_PATHS | DOC_PATHS | ROUTES)
+bounded_metric_labels(known_paths(ROUTES))
 quiet_rejections()

@@ -85,9 +85,10 @@ def retrain_dataset(project: Path, registry: Registry, dataset: str, metric: str
     try:
         state = dvc_state.status(project, dataset)
         s["dvc_status"] = state
-        why = None if force else _up_to_date(registry, dataset, served, state, dvc_state.lock_entries(project, dataset))
+        lock = dvc_state.lock_entries(project, dataset)
+        why = None if force else _up_to_date(registry, dataset, served, state, lock)
         if why:
-            s["decision"], s["reason"], s["dvc_lock"] = "skipped", why, dvc_state.lock_entries(project, dataset)
+            s["decision"], s["reason"], s["dvc_lock"] = "skipped", why, lock
             return s
         s["cleared"] = dvc_state.clear_persisted(project, dataset, None if force or state is None else list(state))
         rebuild = ["-f"] if force else []  # --force rebuilds every stage, whatever DVC says
