@@ -276,6 +276,11 @@ class Aster(nn.Module):
         else:
             self.classifier = MLPClassifier(cfg, mlp_hidden_width(cfg))
 
+    @property
+    def runs_perturbator(self) -> bool:
+        """False when every anchored deviation takes a random direction: nothing of P reaches C or F then."""
+        return not (self.config.pseudo == "anchored" and self.config.pseudo_random == 1)
+
     def _check(self, x: torch.Tensor) -> None:
         want = (self.config.window, self.config.n_channels)
         if x.ndim != 3 or tuple(x.shape[1:]) != want:
@@ -314,10 +319,13 @@ class Aster(nn.Module):
         self._check(x)
         cfg = self.config
         h = self.extractor(x)
-        p = self.perturbator(h.detach())  # stop-gradient P -> F
-        recon = nnf.mse_loss(p["h_rec"], h.detach())
-        # KL(N(mu, sigma^2) || N(0, 1)) per latent element, averaged like the MSE so the two weights share a scale
-        kl = (0.5 * (p["mu"] ** 2 + p["sigma"] ** 2 - 1.0) - torch.log(p["sigma"])).mean()
+        if self.runs_perturbator:
+            p = self.perturbator(h.detach())  # stop-gradient P -> F
+            recon = nnf.mse_loss(p["h_rec"], h.detach())
+            # KL(N(mu, sigma^2) || N(0, 1)) per latent element, averaged like the MSE so both weights share a scale
+            kl = (0.5 * (p["mu"] ** 2 + p["sigma"] ** 2 - 1.0) - torch.log(p["sigma"])).mean()
+        else:  # every direction is random: G's output would be discarded, so P (and its ELBO) is not run
+            p, recon, kl = {"g": torch.zeros_like(h)}, h.new_zeros(()), h.new_zeros(())
         elbo = cfg.recon_weight * recon + cfg.kl_weight * kl
         grl_grad = torch.zeros((), device=h.device)
         if p["g"].requires_grad:

@@ -116,11 +116,11 @@ def retrain_dataset(project: Path, registry: Registry, dataset: str, metric: str
         if served:  # champion and challenger scored on the same, current data
             evaluate = (yaml.safe_load((project / "params.yaml").read_text()) or {})["evaluate"]
             common = sorted(sid for sid, sha in s["series"].items() if sha and sid in served.series())
-            paths = {}
-            for role, directory in (("champion", served.path), ("challenger", export_dir)):
-                paths[role] = base.with_name(f"{base.name}.{role}.json")
-                paths[role].write_text(json.dumps(same_data_metrics(
-                    directory, project / "data" / "prepared" / dataset, evaluate, common), indent=1))
+            scored = same_data_metrics({"champion": served.path, "challenger": export_dir},
+                                       project / "data" / "prepared" / dataset, evaluate, common)
+            paths = {role: base.with_name(f"{base.name}.{role}.json") for role in scored}
+            for role, metrics in scored.items():
+                paths[role].write_text(json.dumps(metrics, indent=1))
             diff = metrics_diff(paths["champion"], paths["challenger"], target)
             candidate = json.loads(paths["challenger"].read_text())
         entry = (diff or {}).get("diff", {}).get(target, {}).get(key, {})

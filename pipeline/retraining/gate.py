@@ -22,10 +22,11 @@ def metric_key(metric: str) -> str:
     return metric if "." in metric else f"mean.{metric}"
 
 
-def same_data_metrics(export_dir: Path, prepared_dir: Path, evaluate: dict, series: list[str]) -> dict:
-    """{"mean", "series"} metrics of the exported models under `export_dir` on the current prepared data of
-    `series` (raw rows rebuilt from the prepared scaler, then each model's own card scaler), scored as the evaluate
-    stage does: stride `evaluate.score_stride`, TAB's score-mode metrics and label-mode F1."""
+def same_data_metrics(export_roots: dict[str, Path], prepared_dir: Path, evaluate: dict, series: list[str]) -> dict:
+    """{role: {"mean", "series"}} metrics of the exported models under each of `export_roots` ({role: export dir})
+    on the current prepared data of `series` (raw rows rebuilt from the prepared scaler, then each model's own card
+    scaler; each series is loaded once for all roles), scored as the evaluate stage does: stride
+    `evaluate.score_stride`, TAB's score-mode metrics and label-mode F1."""
     import numpy as np
 
     from aster.data.prepare import load_prepared
@@ -33,20 +34,22 @@ def same_data_metrics(export_dir: Path, prepared_dir: Path, evaluate: dict, seri
     from aster.metrics import label_mode_f1, score_metrics
     from pipeline.evaluate import mean_over_series
 
-    models, per_series = export_dirs(export_dir), {}
+    if not series:
+        raise PipelineError(f"{sorted(export_roots.values())}: no series in common to score on {prepared_dir}")
+    models = {role: export_dirs(root) for role, root in export_roots.items()}
+    per_series: dict[str, dict] = {role: {} for role in export_roots}
     for sid in series:
         prepared, _ = load_prepared(prepared_dir / sid)
-        model = ExportedModel(models[sid], "cpu")
         mean, scale = np.asarray(prepared.scaler.mean), np.asarray(prepared.scaler.scale)
-        raw = lambda part: np.asarray(part, np.float64) * scale + mean  # noqa: E731
-        test = model.score_series(raw(prepared.test), evaluate["score_stride"])
-        train = model.score_series(raw(prepared.train), evaluate["score_stride"])
+        test_raw, train_raw = (np.asarray(part, np.float64) * scale + mean for part in (prepared.test, prepared.train))
         labels = np.asarray(prepared.test_labels)
-        f1 = label_mode_f1(labels, test, np.concatenate([train, test]), evaluate["ratios"])["f1"]
-        per_series[sid] = {"f1": f1, **score_metrics(labels, test)}
-    if not per_series:
-        raise PipelineError(f"{export_dir}: no series in common to score on {prepared_dir}")
-    return {"mean": mean_over_series(per_series), "series": per_series}
+        for role in export_roots:
+            model = ExportedModel(models[role][sid], "cpu")
+            test = model.score_series(test_raw, evaluate["score_stride"])
+            train = model.score_series(train_raw, evaluate["score_stride"])
+            f1 = label_mode_f1(labels, test, np.concatenate([train, test]), evaluate["ratios"])["f1"]
+            per_series[role][sid] = {"f1": f1, **score_metrics(labels, test)}
+    return {role: {"mean": mean_over_series(scores), "series": scores} for role, scores in per_series.items()}
 
 
 def lookup(d: dict, dotted: str):

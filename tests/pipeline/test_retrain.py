@@ -270,8 +270,8 @@ def test_j_after_a_data_change_the_gate_scores_both_models_on_the_new_data(proje
     r = run(project, max_drop=1.0)
     assert r["decision"] == "promoted", r["reason"]
     assert "params: datasets.synthetic.options.seed: 2021 -> 2024" in r["changes"]
-    rescored = same_data_metrics(champion.path, project / "data/prepared/synthetic",
-                                 p["evaluate"], ["synthetic"])["mean"]["vus_pr"]
+    rescored = same_data_metrics({"champion": champion.path}, project / "data/prepared/synthetic",
+                                 p["evaluate"], ["synthetic"])["champion"]["mean"]["vus_pr"]
     stored = json.loads(champion.metrics_path.read_text())["mean"]["vus_pr"]  # on the old data
     assert r["gate"]["old"] == pytest.approx(rescored) and r["gate"]["old"] != pytest.approx(stored)
     challenger = json.loads(Path(r["summary"][0]).with_name(r["run"] + ".challenger.json").read_text())
