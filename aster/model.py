@@ -36,6 +36,7 @@ SIGMA_MIN = 1e-4  # floor of the posterior std: keeps log(sigma) in the KL finit
 # scalars of one training step that the trainer logs (loss terms, then the game statistics of aster/game.py)
 LOGGED = ("elbo", "recon", "kl", "cls_normal", "cls_pseudo", "feat_distance", "grl_grad", "acc_normal",
           "acc_pseudo", "pseudo_spread", "pseudo_nn_dist")
+PERTURBATOR_TERMS = ("elbo", "recon", "kl", "grl_grad")  # not logged when P is not run (`Aster.runs_perturbator`)
 
 
 @dataclass
@@ -360,7 +361,8 @@ class Aster(nn.Module):
     def training_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"loss": total (one backward trains everything as routed), plus detached scalar components}."""
         out = self.training_step_outputs(x)
-        return {"loss": out["loss"], **{k: out[k].detach() for k in LOGGED}}  # detach shares grl_grad's storage
+        logged = LOGGED if self.runs_perturbator else [k for k in LOGGED if k not in PERTURBATOR_TERMS]
+        return {"loss": out["loss"], **{k: out[k].detach() for k in logged}}  # detach shares grl_grad's storage
 
     @torch.no_grad()
     def pseudo_anomalies(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,6 +29,7 @@ def test_random_directions_replace_g_in_the_windows_they_draw():
     all_random = make(**GAMES["ours"], pseudo_random=1.0)
     out = all_random.training_step_outputs(x)
     assert not all_random.runs_perturbator and out["elbo"] == 0  # G's output would be discarded: P is not run
+    assert not {"elbo", "recon", "kl", "grl_grad"} & set(all_random.training_losses(x))  # nor logged
     for part in "EDG":
         assert all_none(grads(out["loss"], groups(all_random)[part]))
     assert all_nonzero(grads(out["loss"], groups(all_random)["C"]))
