@@ -32,19 +32,29 @@ MODEL_ORDER = ("aster", "kmeans", "hbos", "iforest", "knn", "pca", "lof", "cblof
 ABLATIONS = (("old-aster-no-lm", "no_lm", "adapter only (no LM)"), ("old-aster-frozen", "frozen", "frozen LM"),
              ("old-aster-full", "full", "full fine-tuning"), ("old-aster", "lora", "LoRA (default)"),
              ("old-aster-mlp", "mlp", "MLP classifier"))
-# Each kept choice of ours switched off against the default (benchmarks/run.py --variant NAME --seeds ...).
-# Rows after `prev-aster` switch a choice off the previous default (pseudo_random 0), which they were run against.
-OUR_ABLATIONS = (("aster", "the default (pseudo_random 0.5)"),
-                 ("aster-random-all", "pseudo_random: 1 (every direction random: G plays no part)"),
-                 ("prev-aster", "pseudo_random: 0 (G's directions only: the previous default)"),
-                 ("aster-paper-game", "prev. default, the paper's game at our patch and budget"),
-                 ("aster-free", "prev. default, pseudo: free (H~ = G(z))"),
-                 ("aster-target-window", "prev. default, target: window"),
-                 ("aster-score-token", "prev. default, score_level: token"),
-                 ("aster-f-lr1", "prev. default, extractor_lr: 1 (F at full speed)"),
-                 ("aster-g-lr1", "prev. default, generator_lr: 1 (G at full speed)"),
-                 ("aster-sgd", "prev. default, optimizer: sgd, lr 0.01"),
-                 ("aster-minilm", "prev. default, backbone: minilm (2 layers, LoRA)"),
+# Each kept choice of ours switched off against the default (benchmarks/run.py --variant NAME or --set ... --seeds ...).
+# Three generations of defaults: `aster` (pseudo_random 1, 1500 steps, cosine decay), `aster-random-half`
+# (pseudo_random 0.5, 600 steps, constant lr) and `prev-aster` (pseudo_random 0, 600 steps, constant lr); each row says
+# which one it switches a choice off.
+OUR_ABLATIONS = (("aster", "the default (pseudo_random 1, 1500 steps, cosine decay)"),
+                 ("aster-steps1500", "constant lr instead of cosine decay"),
+                 ("aster-cos", "600 steps instead of 1500"),
+                 ("aster-steps600", "600 steps at a constant lr (the previous budget)"),
+                 ("aster-steps1500-span1", "pseudo_span 1 (spans up to the whole window)"),
+                 ("aster-span1", "600 steps, constant lr, pseudo_span 1"),
+                 ("aster-random-all", "600 steps, constant lr, P still run (the random stream differs)"),
+                 ("aster-ra-flr0", "as aster-random-all, F kept at its init (extractor_lr 0)"),
+                 ("aster-ra-span1", "as aster-random-all, pseudo_span 1"),
+                 ("aster-random-half", "pseudo_random 0.5, 600 steps, constant lr (the previous default)"),
+                 ("prev-aster", "pseudo_random 0 (G's directions only), 600 steps, constant lr: the G-only default"),
+                 ("aster-paper-game", "G-only default, the paper's game at our patch and budget"),
+                 ("aster-free", "G-only default, pseudo: free (H~ = G(z))"),
+                 ("aster-target-window", "G-only default, target: window"),
+                 ("aster-score-token", "G-only default, score_level: token"),
+                 ("aster-f-lr1", "G-only default, extractor_lr: 1 (F at full speed)"),
+                 ("aster-g-lr1", "G-only default, generator_lr: 1 (G at full speed)"),
+                 ("aster-sgd", "G-only default, optimizer: sgd, lr 0.01"),
+                 ("aster-minilm", "G-only default, backbone: minilm (2 layers, LoRA)"),
                  ("old-aster", "the default of 2026-11 (one seed)"))
 SEED = re.compile(r"^(?P<base>.+)-s(?P<seed>\d+)$")
 COLUMNS = (("f1", "F1"), ("f1_label_free", "F1 label-free"), ("auroc", "AUROC"), ("aupr", "AUPR"),
