@@ -47,8 +47,9 @@ def train_aster(prepared, sid: str, p: dict, paths: Paths, out) -> dict:
     cfg = TrainConfig(**config_kwargs(TrainConfig, tp, "train", {"threshold"}))
     torch.manual_seed(cfg.seed)
     model = Aster(aster_config(p["model"], prepared.train.shape[1], p["window"]))
-    log.info("%s: ASTER %s/%s, %d trainable of %d parameters", sid, model.config.backbone, model.config.finetune,
-             model.num_parameters(True), model.num_parameters())
+    idle = "" if model.runs_perturbator else f" (P's {sum(q.numel() for q in model.perturbator.parameters())} not run)"
+    log.info("%s: ASTER %s/%s, %d trainable of %d parameters%s", sid, model.config.backbone, model.config.finetune,
+             model.num_parameters(True), model.num_parameters(), idle)
     with Live(str(paths.live_train / sid), dvcyaml=None, save_dvc_exp=False) as live:
         history = train(model, prepared.train, cfg, paths.checkpoints / sid, resume=True, live=live)
     save_model(model, out)
