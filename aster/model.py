@@ -366,7 +366,10 @@ class Aster(nn.Module):
 
     @torch.no_grad()
     def pseudo_anomalies(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(H~, mask of pseudo-anomalous tokens) for features H = extractor(x), z ~ q(z | H): for plots."""
+        """(H~, mask of pseudo-anomalous tokens) for features H = extractor(x), z ~ q(z | H): for plots. Like a
+        training step, it does not run P when G's output would be discarded."""
+        if not self.runs_perturbator:
+            return self.pseudo(h, torch.zeros_like(h))[:2]
         mu, sigma = self.perturbator.encode(h)
         return self.pseudo(h, self.perturbator.generate(self.perturbator.sample(mu, sigma)))[:2]
 
