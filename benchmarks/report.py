@@ -37,6 +37,14 @@ ABLATIONS = (("old-aster-no-lm", "no_lm", "adapter only (no LM)"), ("old-aster-f
 # (pseudo_random 0.5, 600 steps, constant lr) and `prev-aster` (pseudo_random 0, 600 steps, constant lr); each row says
 # which one it switches a choice off.
 OUR_ABLATIONS = (("aster", "the default (pseudo_random 1, 1500 steps, cosine decay)"),
+                 ("aster-size25", "pseudo_size [0.25, 2] (deviations of at least 0.25 sd instead of 0.05)"),
+                 ("aster-size50", "pseudo_size [0.5, 2]"),
+                 ("aster-size10", "pseudo_size [0.1, 2]"),
+                 ("aster-ep10", "at most 10 passes over a series (a cap tried and removed)"),
+                 ("aster-ep20", "at most 20 passes over a series (a cap tried and removed)"),
+                 ("aster-ep30", "at most 30 passes over a series (a cap tried and removed)"),
+                 ("aster-ep60", "at most 60 passes over a series (a cap tried and removed)"),
+                 ("aster-size25-ep30", "pseudo_size [0.25, 2] and at most 30 passes"),
                  ("aster-steps1500", "constant lr instead of cosine decay"),
                  ("aster-cos", "600 steps instead of 1500"),
                  ("aster-steps600", "600 steps at a constant lr (the previous budget)"),
