@@ -63,7 +63,7 @@ class AsterConfig:
     target: str = "window"  # (ours) C's loss per "window" (paper) or per "token" (pseudo-anomalous span = 1)
     score_level: str = "window"  # (ours) what the exported graph scores for the step mapping: "window" | "token"
     pseudo: str = "free"  # "free": H~ = G(z) (paper) | "anchored": bounded deviation of H (ours, aster/game.py)
-    pseudo_size: list[float] = field(default_factory=lambda: [0.05, 2.0])  # anchored: [low, high] deviation size,
+    pseudo_size: list[float] = field(default_factory=lambda: [0.25, 2.0])  # anchored: [low, high] deviation size,
     # drawn log-uniformly per window, in per-dimension standard deviations of the normal token features
     pseudo_span: float = 0.3  # anchored: longest deviating span, as a fraction of the window's tokens
     pseudo_random: float = 0.0  # anchored: share of windows deviating in a random direction instead of G's
