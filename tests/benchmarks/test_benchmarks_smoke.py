@@ -72,10 +72,11 @@ def test_run_then_report(tmp_path):
     # every model saw the same prepared arrays: one shared ingest and one prepare for window 16
     assert sorted(d.name for d in (tmp_path / "runs" / "_shared").iterdir()) == ["data", "w16-tf0.8"]
     assert (tmp_path / "runs" / "aster-tiny" / "models" / "tiny" / "synthetic" / "model.safetensors").exists()
-    diag = script("diagnose").diagnose_series(tmp_path / "runs" / "aster-tiny" / "models" / "tiny" / "synthetic",
-                                              tmp_path / "runs" / "_shared" / "w16-tf0.8" / "data" / "prepared" /
-                                              "tiny" / "synthetic", stride=10)
+    diag, c_scores, labels = script("diagnose").diagnose_series(
+        tmp_path / "runs" / "aster-tiny" / "models" / "tiny" / "synthetic",
+        tmp_path / "runs" / "_shared" / "w16-tf0.8" / "data" / "prepared" / "tiny" / "synthetic", stride=10)
     assert set(diag) == {"C", "kNN(F)", "kNN(raw)"} and all(0 <= v["auroc"] <= 1 for v in diag.values())
+    assert c_scores.shape == labels.shape and labels.any()  # one C score per test step: what the seed ensemble averages
     assert diag["C"]["auroc"] == pytest.approx(results["aster-tiny"]["mean"]["auroc"], abs=1e-6)  # = evaluate
 
     before = (tmp_path / "results" / "tiny" / "pca.json").stat().st_mtime_ns  # resumable: existing result skipped
