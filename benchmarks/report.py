@@ -33,9 +33,9 @@ ABLATIONS = (("old-aster-no-lm", "no_lm", "adapter only (no LM)"), ("old-aster-f
              ("old-aster-full", "full", "full fine-tuning"), ("old-aster", "lora", "LoRA (default)"),
              ("old-aster-mlp", "mlp", "MLP classifier"))
 # Each kept choice of ours switched off against the default (benchmarks/run.py --variant NAME or --set ... --seeds ...).
-# Three generations of defaults: `aster` (pseudo_random 1, 1500 steps, cosine decay), `aster-random-half`
-# (pseudo_random 0.5, 600 steps, constant lr) and `prev-aster` (pseudo_random 0, 600 steps, constant lr); each row says
-# which one it switches a choice off.
+# Four generations of defaults: `aster` (pseudo_random 1, sizes 0.25-2 sd, 1500 steps, cosine decay), `aster-size5`
+# (the same with sizes from 0.05 sd), `aster-random-half` (pseudo_random 0.5, 600 steps, constant lr) and `prev-aster`
+# (pseudo_random 0, 600 steps, constant lr); each row says which one it switches a choice off.
 OUR_ABLATIONS = (("aster", "the default (random directions, sizes 0.25-2 sd, 1500 steps, cosine decay)"),
                  ("aster-size5", "sizes from 0.05 sd (pseudo_size [0.05, 2]): the default until 2026-12-07"),
                  ("aster-size10", "sizes from 0.1 sd"),
