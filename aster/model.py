@@ -10,6 +10,7 @@ consecutive steps (patch 1: the paper's one token per step). Gradient routing, a
   g = G(z.detach())             stop-gradient G -> E
   H~ = pseudo(H.detach(), GRL(g))   free: H~ = g (paper); anchored: a bounded deviation of H (aster/game.py)
   cls_pseudo = BCE(C(H~), 1)    C learns normally, G gets the gradient times -lambda
+    [+ rank_weight * softplus(C(H~) - C(H + 2 (H~ - H)))]   anchored: the doubled deviation must score higher
 Inference (and ONNX export) runs only sigmoid(C(F(x))): one score per window, or per token (`score_level`).
 """
 
@@ -34,9 +35,10 @@ PSEUDO_MODES = ("free", "anchored")
 LEVELS = ("window", "token")
 SIGMA_MIN = 1e-4  # floor of the posterior std: keeps log(sigma) in the KL finite
 # scalars of one training step that the trainer logs (loss terms, then the game statistics of aster/game.py)
-LOGGED = ("elbo", "recon", "kl", "cls_normal", "cls_pseudo", "feat_distance", "grl_grad", "acc_normal",
+LOGGED = ("elbo", "recon", "kl", "cls_normal", "cls_pseudo", "rank", "feat_distance", "grl_grad", "acc_normal",
           "acc_pseudo", "pseudo_spread", "pseudo_nn_dist")
 PERTURBATOR_TERMS = ("elbo", "recon", "kl", "grl_grad")  # not logged when P is not run (`Aster.runs_perturbator`)
+RANK_FACTOR = 2.0  # the size-ranking term compares each pseudo-anomaly with its deviation scaled by this factor
 
 
 @dataclass
@@ -67,6 +69,7 @@ class AsterConfig:
     # drawn log-uniformly per window, in per-dimension standard deviations of the normal token features
     pseudo_span: float = 0.3  # anchored: longest deviating span, as a fraction of the window's tokens
     pseudo_random: float = 0.0  # anchored: share of windows deviating in a random direction instead of G's
+    rank_weight: float = 0.0  # (ours) anchored: weight of the size-ranking term in cls_pseudo; 0 = off (paper)
     grl_lambda: float = 1.0
     extractor_lr: float = 1.0  # (ours) learning-rate multiplier of F's trainable weights; 0 keeps F at its init
     generator_lr: float = 1.0  # (ours) learning-rate multiplier of G: under Adam, lambda only sets the sign
@@ -93,6 +96,9 @@ class AsterConfig:
              f"pseudo_size must be [low, high] with 0 < low <= high, got {list(self.pseudo_size)}")
         need(0 < self.pseudo_span <= 1, f"pseudo_span must be in (0, 1], got {self.pseudo_span}")
         need(0 <= self.pseudo_random <= 1, f"pseudo_random must be in [0, 1], got {self.pseudo_random}")
+        need(self.rank_weight >= 0, f"rank_weight must be >= 0, got {self.rank_weight}")
+        need(self.rank_weight == 0 or self.pseudo == "anchored",
+             "rank_weight > 0 needs pseudo 'anchored' (it scales an anchored deviation)")
         need(self.extractor_lr >= 0 and self.generator_lr >= 0, "extractor_lr and generator_lr must be >= 0")
         need(self.finetune in FINETUNE_MODES, f"finetune must be one of {FINETUNE_MODES}, got {self.finetune!r}")
         need(self.classifier in CLASSIFIERS, f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
@@ -336,18 +342,25 @@ class Aster(nn.Module):
             p["g"].register_hook(record)
         h_tilde, mask, size = self.pseudo(h.detach(), grad_reverse(p["g"], cfg.grl_lambda))
         b = h.shape[0]
-        window_logits, token_logits = self.classifier(torch.cat([h, h_tilde]))
+        batch = [h, h_tilde]
+        if cfg.rank_weight > 0:  # the same deviation, RANK_FACTOR times as large, scored alongside
+            batch.append(h.detach() + RANK_FACTOR * (h_tilde - h.detach()))
+        window_logits, token_logits = self.classifier(torch.cat(batch))
         bce = nnf.binary_cross_entropy_with_logits
         if cfg.target == "window":
-            logits_normal, logits_pseudo = window_logits[:b], window_logits[b:]
+            logits_normal, logits_pseudo = window_logits[:b], window_logits[b:2 * b]
             target_pseudo = torch.ones_like(logits_pseudo)
             cls_pseudo = bce(logits_pseudo, target_pseudo)
         else:  # tokens in the deviating span -> 1, the rest of a pseudo-anomalous window -> 0 (localisation)
-            logits_normal, logits_pseudo = token_logits[:b], token_logits[b:]
+            logits_normal, logits_pseudo = token_logits[:b], token_logits[b:2 * b]
             target_pseudo = mask.to(logits_pseudo.dtype)
             cls_pseudo = bce(logits_pseudo[mask], target_pseudo[mask])
             if not mask.all():
                 cls_pseudo = cls_pseudo + bce(logits_pseudo[~mask], target_pseudo[~mask])
+        rank = h.new_zeros(())
+        if cfg.rank_weight > 0:  # RankNet: -log P(C ranks the larger deviation above the drawn one), per window
+            rank = nnf.softplus(window_logits[b:2 * b] - window_logits[2 * b:]).mean()
+            cls_pseudo = cls_pseudo + cfg.rank_weight * rank
         cls_normal = bce(logits_normal, torch.zeros_like(logits_normal))
         loss = cls_normal + cls_pseudo + cfg.elbo_weight * elbo
         # paper eq. 3 (ours: one vector per window, N * d_model long): how close pseudo-anomalies get to normal H
@@ -355,13 +368,15 @@ class Aster(nn.Module):
         stats = game_stats(h.detach(), h_tilde.detach(), mask, logits_normal.detach(), logits_pseudo.detach(),
                            target_pseudo)
         return {"loss": loss, "elbo": elbo, "recon": recon, "kl": kl, "cls_normal": cls_normal,
-                "cls_pseudo": cls_pseudo, "feat_distance": feat_distance, "grl_grad": grl_grad, **stats, "h": h,
-                "h_tilde": h_tilde, "mask": mask, "size": size, "logits_normal": logits_normal, "logits_pseudo": logits_pseudo, **p}
+                "cls_pseudo": cls_pseudo, "rank": rank, "feat_distance": feat_distance, "grl_grad": grl_grad, **stats,
+                "h": h, "h_tilde": h_tilde, "mask": mask, "size": size, "logits_normal": logits_normal,
+                "logits_pseudo": logits_pseudo, **p}
 
     def training_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"loss": total (one backward trains everything as routed), plus detached scalar components}."""
         out = self.training_step_outputs(x)
-        logged = LOGGED if self.runs_perturbator else [k for k in LOGGED if k not in PERTURBATOR_TERMS]
+        idle = (() if self.runs_perturbator else PERTURBATOR_TERMS) + (() if self.config.rank_weight else ("rank",))
+        logged = [k for k in LOGGED if k not in idle]
         return {"loss": out["loss"], **{k: out[k].detach() for k in logged}}  # detach shares grl_grad's storage
 
     @torch.no_grad()

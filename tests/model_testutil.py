@@ -56,19 +56,21 @@ def no_signal(gs) -> bool:  # connected through a concatenation, but the gradien
 
 # the paper's game, and ours: patch tokens, anchored pseudo-anomalies, per-token targets and max pooling
 GAMES = {"paper": dict(), "ours": dict(patch=4, pseudo="anchored", target="token", pooling="max", score_level="token",
-                                       pseudo_span=0.5)}
+                                       pseudo_span=0.5, rank_weight=0.5)}
 
 
 def plain_cls_pseudo(m: Aster, out: dict, detach_h_tilde: bool = False) -> torch.Tensor:
-    """cls_pseudo recomputed from G's raw output without any gradient reversal (same eps, mask and sizes)."""
+    """cls_pseudo recomputed from G's raw output without any gradient reversal (same eps, mask and sizes), with
+    the size-ranking term written out: softplus(C(H~) - C(H + 2 (H~ - H)))."""
     from aster.game import anchored
 
     cfg, h = m.config, out["h"].detach()
     g = out["g"].detach() if detach_h_tilde else out["g"]
     h_tilde = g if cfg.pseudo == "free" else anchored(h, g, out["mask"], out["size"])
-    window_logits, token_logits = m.classifier(torch.cat([h, h_tilde]))
+    window_logits, token_logits = m.classifier(torch.cat([h, h_tilde, h + 2 * (h_tilde - h)]))
     bce, b, mask = torch.nn.functional.binary_cross_entropy_with_logits, h.shape[0], out["mask"]
+    rank = cfg.rank_weight * torch.nn.functional.softplus(window_logits[b:2 * b] - window_logits[2 * b:]).mean()
     if cfg.target == "window":
-        return bce(window_logits[b:], torch.ones(b))
-    lp = token_logits[b:]
-    return bce(lp[mask], torch.ones_like(lp[mask])) + bce(lp[~mask], torch.zeros_like(lp[~mask]))
+        return bce(window_logits[b:2 * b], torch.ones(b)) + rank
+    lp = token_logits[b:2 * b]
+    return bce(lp[mask], torch.ones_like(lp[mask])) + bce(lp[~mask], torch.zeros_like(lp[~mask])) + rank

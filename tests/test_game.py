@@ -42,6 +42,18 @@ def test_random_directions_replace_g_in_the_windows_they_draw():
     assert all_nonzero(grads(half.training_step_outputs(x)["loss"], groups(half)["G"]))  # G still plays
 
 
+def test_size_ranking_term_compares_each_deviation_with_its_double():
+    import torch.nn.functional as nnf
+
+    m = make(**GAMES["ours"])
+    out = m.training_step_outputs(windows(b=8))
+    h, h_tilde = out["h"].detach(), out["h_tilde"].detach()
+    window_logits = m.classifier(torch.cat([h_tilde, h + 2 * (h_tilde - h)]))[0]
+    assert torch.allclose(out["rank"], nnf.softplus(window_logits[:8] - window_logits[8:]).mean(), atol=1e-6)
+    assert "rank" in m.training_losses(windows(b=8))
+    assert "rank" not in make(**{**GAMES["ours"], "rank_weight": 0.0}).training_losses(windows(b=8))
+
+
 def test_token_target_localises_and_stats_see_the_game():
     m = make(**GAMES["ours"])
     out = m.training_step_outputs(windows(b=8))
@@ -68,6 +80,8 @@ def test_game_stats_show_a_collapse():
                                      (dict(target="step"), "target"), (dict(pseudo_size=[0.0, 1.0]), "pseudo_size"),
                                      (dict(pseudo_span=0.0), "pseudo_span"), (dict(generator_lr=-1.0), "generator_lr"),
                                      (dict(pseudo_random=1.5), "pseudo_random"),
+                                     (dict(pseudo="anchored", rank_weight=-1.0), "rank_weight must be >= 0"),
+                                     (dict(rank_weight=1.0), "rank_weight > 0 needs pseudo 'anchored'"),
                                      (dict(classifier="mlp", score_level="token"), "need classifier 'transformer'")])
 def test_config_rejects_bad_game_values(kw, msg):
     with pytest.raises(ValueError, match=msg):

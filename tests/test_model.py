@@ -166,7 +166,7 @@ def test_shapes_and_losses(backbone, pooling):
     s = m.score(x)
     assert ((s > 0) & (s < 1)).all()
     losses = m.training_losses(x)
-    assert set(losses) == {"loss", *LOGGED}
+    assert set(losses) == {"loss", *LOGGED} - {"rank"}  # the size-ranking term is off in the paper's game
     assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
     assert losses["loss"].requires_grad and not any(v.requires_grad for k, v in losses.items() if k != "loss")
     assert 0 <= losses["feat_distance"] <= 2 and losses["kl"] >= 0

@@ -24,6 +24,16 @@ def script(name: str):
     return module
 
 
+def test_every_variant_builds_a_valid_model_over_params_yaml():
+    from pipeline.train import aster_config
+
+    run = script("run")
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, variant in run.load_variants().items():
+        p = run.run_params(base, {}, "aster", [], variant)
+        assert aster_config(p["model"], 3, p["window"]).window == p["window"], name
+
+
 def test_params_precedence_and_bad_overrides():
     run = script("run")
     base = {"window": 100, "prepare": {"train_fraction": 0.8}, "model": {"name": "aster", "baseline": {"window": 100}},
