@@ -67,9 +67,12 @@ def plain_cls_pseudo(m: Aster, out: dict, detach_h_tilde: bool = False) -> torch
     cfg, h = m.config, out["h"].detach()
     g = out["g"].detach() if detach_h_tilde else out["g"]
     h_tilde = g if cfg.pseudo == "free" else anchored(h, g, out["mask"], out["size"])
-    window_logits, token_logits = m.classifier(torch.cat([h, h_tilde, h + 2 * (h_tilde - h)]))
+    doubled = [h + 2 * (h_tilde - h)] if cfg.rank_weight > 0 else []  # only anchored deviations have a double
+    window_logits, token_logits = m.classifier(torch.cat([h, h_tilde, *doubled]))
     bce, b, mask = torch.nn.functional.binary_cross_entropy_with_logits, h.shape[0], out["mask"]
-    rank = cfg.rank_weight * torch.nn.functional.softplus(window_logits[b:2 * b] - window_logits[2 * b:]).mean()
+    rank = 0.0
+    if doubled:
+        rank = cfg.rank_weight * torch.nn.functional.softplus(window_logits[b:2 * b] - window_logits[2 * b:]).mean()
     if cfg.target == "window":
         return bce(window_logits[b:2 * b], torch.ones(b)) + rank
     lp = token_logits[b:2 * b]
