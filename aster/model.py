@@ -27,6 +27,7 @@ import torch.nn.functional as nnf
 
 from aster.extractor import FeatureExtractor
 from aster.game import anchored, game_stats, log_uniform, span_mask
+from aster.mlp import MLPClassifier, mlp_hidden_width
 
 FINETUNE_MODES = ("lora", "frozen", "full")
 CLASSIFIERS = ("transformer", "mlp")
@@ -223,34 +224,6 @@ class Classifier(nn.Module):
         return (logits.mean(1) if self.pooling == "mean" else logits.amax(1)), logits
 
 
-def mlp_params(n_in: int, hidden: int, depth: int) -> int:
-    return (n_in + 1) * hidden + (depth - 1) * (hidden + 1) * hidden + hidden + 1
-
-
-def mlp_hidden_width(cfg: AsterConfig) -> int:
-    """Hidden width giving the MLP ablation the trainable parameter count of the Transformer classifier."""
-    target = sum(p.numel() for p in Classifier(cfg).parameters())
-    n_in, h = cfg.tokens * cfg.d_model, 1
-    while mlp_params(n_in, h + 1, cfg.depth) <= target:
-        h += 1
-    return min(h, h + 1, key=lambda w: abs(mlp_params(n_in, w, cfg.depth) - target))
-
-
-class MLPClassifier(nn.Module):
-    """Ablation: an MLP over the flattened window (N * d_model) with `depth` hidden layers, one logit per window."""
-
-    def __init__(self, cfg: AsterConfig, hidden: int):
-        super().__init__()
-        layers, n_in = [nn.Flatten(1)], cfg.tokens * cfg.d_model
-        for _ in range(cfg.depth):
-            layers += [nn.Linear(n_in, hidden), nn.GELU(), nn.Dropout(cfg.dropout)]
-            n_in = hidden
-        self.net = nn.Sequential(*layers, nn.Linear(hidden, 1))
-
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return self.net(h).squeeze(-1), None
-
-
 # ----------------------------------------------------------------------------- ASTER
 
 class ExportedScorer(nn.Module):
@@ -281,7 +254,8 @@ class Aster(nn.Module):
         if cfg.classifier == "transformer":
             self.classifier: nn.Module = Classifier(cfg)
         else:
-            self.classifier = MLPClassifier(cfg, mlp_hidden_width(cfg))
+            target = sum(p.numel() for p in Classifier(cfg).parameters())  # same trainable size as the Transformer
+            self.classifier = MLPClassifier(cfg, mlp_hidden_width(cfg.tokens * cfg.d_model, cfg.depth, target))
 
     @property
     def runs_perturbator(self) -> bool:

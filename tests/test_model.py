@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from aster.model import (LOGGED, Aster, AsterConfig, Classifier, MLPClassifier, grad_reverse, mlp_hidden_width,
-                         mlp_params)
+from aster.model import LOGGED, Aster, AsterConfig, grad_reverse
 from model_testutil import (B, BASE, GAMES, C, W, all_none, all_nonzero, grads, groups, make, no_signal,
                             perturb_lora, plain_cls_pseudo, same, windows)
 
@@ -118,23 +117,6 @@ def test_trainable_counts_order():
     m = make()
     assert m.num_parameters() == sum(p.numel() for p in m.parameters())
     assert m.num_parameters(True) == sum(p.numel() for p in m.trainable_parameters())
-
-
-@pytest.mark.parametrize("kw", [dict(window=100), dict(), dict(d_model=32, depth=3), dict(pooling="cls")])
-def test_mlp_classifier_matches_transformer_size(kw):
-    cfg = AsterConfig(**{**BASE, "backbone": "none", **kw})
-    n_tf = sum(p.numel() for p in Classifier(cfg).parameters())
-    hidden = mlp_hidden_width(cfg)
-    mlp = MLPClassifier(cfg, hidden)
-    n_mlp = sum(p.numel() for p in mlp.parameters())
-    assert n_mlp == mlp_params(cfg.window * cfg.d_model, hidden, cfg.depth)
-    assert abs(n_mlp - n_tf) / n_tf < 0.10
-    m_mlp, m_tf = make(backbone="none", classifier="mlp", **kw), make(backbone="none", **kw)
-    assert m_mlp.num_parameters(True) - m_tf.num_parameters(True) == n_mlp - n_tf
-    x = torch.randn(3, cfg.window, C)
-    assert m_mlp(x).shape == (3,)
-    m_mlp.training_losses(x)["loss"].backward()
-    assert all(p.grad is not None for p in m_mlp.classifier.parameters())
 
 
 def test_decoder_queries_are_only_positions_and_memory_is_z():
