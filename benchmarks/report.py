@@ -40,6 +40,7 @@ ABLATIONS = (("old-aster-no-lm", "no_lm", "adapter only (no LM)"), ("old-aster-f
 OUR_ABLATIONS = (("aster", "the default (random directions, sizes 0.25-2 sd, size ranking, 1500 steps, cosine decay)"),
                  ("aster-rank2", "size-ranking term at twice the weight (rank_weight 2)"),
                  ("aster-d128", "features and C twice as wide (d_model 128)"),
+                 ("aster-rank28", "ranking pairs at 2x and 8x the deviation, not 2x alone (probe, code not kept)"),
                  ("aster-logscale", "C's token logits plus w times the log of the scale its final LayerNorm divides "
                                     "out, w >= 0 learned (probe, code not kept)"),
                  ("aster-norank", "without the size-ranking term (rank_weight 0): the default until 2026-12-07, "
@@ -197,6 +198,8 @@ not tuned on.
   - The ranking term at twice the weight (`rank_weight: 2`): SYNTHETIC 0.983 / 0.914, DAPHNET 0.887 ± 0.013 /
     0.397, SYNTHETIC-SHORT 0.806 ± 0.096 / 0.436 (seed std over 2021-2023 0.084, above the bar of 0.05), ASD
     0.855 ± 0.012 / 0.327. Not adopted: no better on ASD, and the seed spread on SYNTHETIC-SHORT.
+  - Ranking pairs at 2x and 8x the deviation instead of 2x alone, so that C's rise reaches further out (probe,
+    code not kept): SYNTHETIC-SHORT 0.594 ± 0.048 / 0.168, DAPHNET 0.875 ± 0.024 / 0.366. Far worse on the short set.
 - *MSL's scaling (sixth session, what the data shows).* 32 of MSL's 54 command channels take two values in the
   training part (22 are constant there), mostly 0, so z-scoring turns a rare 1 into up to 216 sd; the telemetry
   channel reaches 279 sd in the test (4.6 in training). C sees rare training commands as far-out points. A scale floor for few-valued
