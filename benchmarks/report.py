@@ -142,7 +142,8 @@ size-ranking term in C's loss (`rank_weight: 1`), per-token targets with max poo
 scores, AdamW at 1e-3 (F at 0.1x) with cosine decay over 1500 optimiser steps per series on stride-1 windows;
 seeds 2021, 2022 and 2023 (SYNTHETIC, SYNTHETIC-SHORT and DAPHNET also 2024 and 2025), mean ± std over seeds
 (population std). The default did not change in the sixth session. Earlier defaults keep their rows:
-`aster-norank` (no ranking term, the default until the fifth session), `aster-size5` (no ranking, sizes from 0.05 sd), `aster-random-half` (`pseudo_random: 0.5`, 600
+`aster-norank` (no ranking term, the default until the fifth session), `aster-size5` (no ranking, sizes from
+0.05 sd), `aster-random-half` (`pseudo_random: 0.5`, 600
 constant-lr steps), `prev-aster` (`pseudo_random: 0`, G's directions only, 600 steps; the rows marked "G-only
 default" switch one choice off that one) and `old-aster*` (the default of 2026-11: the paper's game, one token per
 step, MiniLM + LoRA, 5 SGD epochs at stride 10; one seed). Development sets (the only ones defaults were chosen
@@ -199,11 +200,13 @@ not tuned on.
     0.397, SYNTHETIC-SHORT 0.806 ± 0.096 / 0.436 (seed std over 2021-2023 0.084, above the bar of 0.05), ASD
     0.855 ± 0.012 / 0.327. Not adopted: no better on ASD, and the seed spread on SYNTHETIC-SHORT.
   - Ranking pairs at 2x and 8x the deviation instead of 2x alone, so that C's rise reaches further out (probe,
-    code not kept): SYNTHETIC-SHORT 0.594 ± 0.048 / 0.168, DAPHNET 0.875 ± 0.024 / 0.366. Far worse on the short set.
+    code not kept): SYNTHETIC-SHORT 0.594 ± 0.048 / 0.168, DAPHNET 0.875 ± 0.024 / 0.366. Far worse on the
+    short set.
 - *MSL's scaling (sixth session, what the data shows).* 32 of MSL's 54 command channels take two values in the
   training part (22 are constant there), mostly 0, so z-scoring turns a rare 1 into up to 216 sd; the telemetry
-  channel reaches 279 sd in the test (4.6 in training). C sees rare training commands as far-out points. A scale floor for few-valued
-  channels is the next lever; it changes the input of every model, so the baselines must be re-run with it.
+  channel reaches 279 sd in the test (4.6 in training). C sees rare training commands as far-out points. A scale
+  floor for few-valued channels is the next lever; it changes the input of every model, so the baselines must be
+  re-run with it.
 - *Sizes (previous session).* With sizes from 0.05 sd, SKAB (held out) had fallen to chance. SYNTHETIC-SHORT, the
   generator with a SKAB-like short training part (1000 rows, one mode, 8 channels, window 64; KMeans, KNN and LOF
   at chance on it), showed why: sizes from 0.05 / 0.1 / 0.25 / 0.5 sd scored 0.567 / 0.590 / 0.764 / 0.793 (5
