@@ -213,6 +213,8 @@ def make_card(*, dataset: str, series: str, channels: list[str], window: int, sc
             "name": TOKEN_OUTPUT, "shape": ["batch", window // config["patch"]], "dtype": "float32",
             "patch": config["patch"], "meaning": "anomaly score of each token of `patch` steps; per-step scores "
                                                  "are their means over the windows covering a step"},
+        # a step's score: this mean ("arithmetic" | "geometric") of the scores of the windows covering it
+        "step_mean": (config or {}).get("step_mean", "arithmetic"),
         "scaler": {"mean": [float(v) for v in scaler["mean"]], "scale": [float(v) for v in scaler["scale"]]},
         "threshold": {"threshold": float(threshold["threshold"]), **{k: v for k, v in threshold.items()
                                                                      if k != "threshold"}},

@@ -18,6 +18,7 @@ import numpy as np
 
 from aster.io import sha256_file
 from aster.scoring import step_scores
+from aster.windows import STEP_MEANS
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,9 @@ class ExportedModel:
         self.mean = np.asarray(self.card["scaler"]["mean"], dtype=np.float64)
         self.scale_ = np.asarray(self.card["scaler"]["scale"], dtype=np.float64)
         self.threshold = float(self.card["threshold"]["threshold"])
+        self.step_mean = self.card.get("step_mean", "arithmetic")  # cards older than the field: arithmetic
+        if self.step_mean not in STEP_MEANS:
+            raise ValueError(f"{self.directory / CARD_FILE}: step_mean {self.step_mean!r} is not one of {STEP_MEANS}")
         self.version = self.card["onnx"]["sha256"][:12]
 
     def scale(self, series: np.ndarray, max_abs: float | None = None) -> np.ndarray:
@@ -166,7 +170,8 @@ class ExportedModel:
             raise ValueError(f"series: {len(scaled)} rows is shorter than one window of {self.window}")
         with np.errstate(all="ignore"):
             try:
-                scores = step_scores(self._step_outputs, scaled, self.window, stride, batch_size, progress=progress)
+                scores = step_scores(self._step_outputs, scaled, self.window, stride, batch_size, progress=progress,
+                                     mean=self.step_mean)
             except FloatingPointError as e:
                 raise ValueError(f"series: {e}; the input is out of the range this model can score") from None
         return self._finite(scores, "series")

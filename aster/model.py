@@ -28,6 +28,7 @@ import torch.nn.functional as nnf
 from aster.extractor import FeatureExtractor
 from aster.game import anchored, game_stats, log_uniform, span_mask
 from aster.mlp import MLPClassifier, mlp_hidden_width
+from aster.windows import STEP_MEANS
 
 FINETUNE_MODES = ("lora", "frozen", "full")
 CLASSIFIERS = ("transformer", "mlp")
@@ -44,7 +45,7 @@ RANK_FACTOR = 2.0  # the size-ranking term compares each pseudo-anomaly with its
 
 @dataclass
 class AsterConfig:
-    inference_only: ClassVar[tuple[str, ...]] = ("score_level",)  # a finished training run resumes across these
+    inference_only: ClassVar[tuple[str, ...]] = ("score_level", "step_mean")  # a finished training run resumes across these
     n_channels: int
     window: int = 100
     patch: int = 1  # (ours) time steps per token; 1 = the paper's one token per step. window % patch == 0
@@ -65,6 +66,7 @@ class AsterConfig:
     pooling: str = "mean"  # (ours) window logit from the token logits: "mean" | "max" | "cls"
     target: str = "window"  # (ours) C's loss per "window" (paper) or per "token" (pseudo-anomalous span = 1)
     score_level: str = "window"  # (ours) what the exported graph scores for the step mapping: "window" | "token"
+    step_mean: str = "arithmetic"  # (ours) a step's score from its covering windows': "arithmetic" | "geometric"
     pseudo: str = "free"  # "free": H~ = G(z) (paper) | "anchored": bounded deviation of H (ours, aster/game.py)
     pseudo_size: list[float] = field(default_factory=lambda: [0.25, 2.0])  # anchored: [low, high] deviation size,
     # drawn log-uniformly per window, in per-dimension standard deviations of the normal token features
@@ -90,6 +92,7 @@ class AsterConfig:
         need(self.pseudo in PSEUDO_MODES, f"pseudo must be one of {PSEUDO_MODES}, got {self.pseudo!r}")
         need(self.target in LEVELS, f"target must be one of {LEVELS}, got {self.target!r}")
         need(self.score_level in LEVELS, f"score_level must be one of {LEVELS}, got {self.score_level!r}")
+        need(self.step_mean in STEP_MEANS, f"step_mean must be one of {STEP_MEANS}, got {self.step_mean!r}")
         need(self.classifier == "transformer" or (self.target, self.score_level) == ("window", "window"),
              "target and score_level 'token' need classifier 'transformer' (the MLP gives one logit per window)")
         self.pseudo_size = [float(v) for v in self.pseudo_size]

@@ -1,7 +1,8 @@
 """Window scores -> one score per time step.
 
-Default (ours, docs/method.md): stride-1 windows, every step gets the mean score of the windows covering it. With a
-larger stride a final window ending at T-1 is always added, so every step is covered (no zero-padded tail).
+Default (ours, docs/method.md): stride-1 windows, every step gets the mean score of the windows covering it
+(arithmetic, or geometric: a model's `step_mean`). With a larger stride a final window ending at T-1 is always
+added, so every step is covered (no zero-padded tail).
 `tab_faithful=True` reproduces TAB's artefact instead (docs/evaluation.md §2): non-overlapping windows and the last
 T mod W steps scored 0; use it only to compare with TAB's published numbers.
 
@@ -65,8 +66,11 @@ def window_scores(scorer, series: np.ndarray, window: int, stride: int = 1,
 
 def step_scores(scorer, series: np.ndarray, window: int, stride: int = 1,
                 batch_size: int = 256, device: str = "auto", tab_faithful: bool = False,
-                progress: bool = False) -> np.ndarray:
+                progress: bool = False, mean: str = "arithmetic") -> np.ndarray:
     """(T,) float64 per-step anomaly scores of a (T, C) series; every step covered.
+
+    mean: how the scores of the windows covering a step are averaged, "arithmetic" | "geometric" (a model's
+    `step_mean`; per_step_from_windows says why).
 
     tab_faithful=True ignores `stride` (windows [kW, (k+1)W)) and gives the last T mod W steps 0: an artefact mode.
     """
@@ -75,4 +79,5 @@ def step_scores(scorer, series: np.ndarray, window: int, stride: int = 1,
         patch = window // scores.shape[1]
         starts = (starts[:, None] + patch * np.arange(scores.shape[1])).reshape(-1)
         scores, window = scores.reshape(-1), patch
-    return per_step_from_windows(starts, scores, len(series), window, fill=0.0 if tab_faithful else np.nan)
+    return per_step_from_windows(starts, scores, len(series), window, fill=0.0 if tab_faithful else np.nan,
+                                 mean=mean)

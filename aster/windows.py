@@ -46,17 +46,31 @@ def window_starts(T: int, window: int, stride: int = 1, tab_faithful: bool = Fal
     return starts if starts[-1] == T - window else np.append(starts, T - window)
 
 
+STEP_MEANS = ("arithmetic", "geometric")
+# geometric mean: scores are clipped here first, so a float32 probability of exactly 0 stays finite in the log
+GEOMETRIC_FLOOR = float(np.finfo(np.float32).tiny)
+
+
 def per_step_from_windows(starts: np.ndarray, scores: np.ndarray, T: int, window: int,
-                          fill: float = np.nan) -> np.ndarray:
+                          fill: float = np.nan, mean: str = "arithmetic") -> np.ndarray:
     """(T,) float64 mean of the scores of the windows covering each step; `fill` where none does.
 
-    Difference arrays + cumulative sums: O(T + n_windows) time and memory, never O(T * W).
+    mean "geometric" (for scores in [0, 1]): exp(mean log max(score, GEOMETRIC_FLOOR)). A step scores high only
+    when every window covering it does, so windows that merely reach into an anomaly pull its neighbours less than
+    in the arithmetic mean. Difference arrays + cumulative sums: O(T + n_windows) time and memory, never O(T * W).
     """
     starts, scores = np.asarray(starts, dtype=np.int64), np.asarray(scores, dtype=np.float64)
     if starts.shape != scores.shape or starts.ndim != 1:
         raise ValueError(f"starts {starts.shape} and scores {scores.shape} must be matching 1-D arrays")
     if starts.size and (starts.min() < 0 or starts.max() > T - window):
         raise ValueError(f"window starts must lie in [0, {T - window}] for T={T}, window={window}")
+    if mean not in STEP_MEANS:
+        raise ValueError(f"mean must be one of {STEP_MEANS}, got {mean!r}")
+    if mean == "geometric":
+        if scores.size and not (scores.min() >= 0 and scores.max() <= 1):
+            raise ValueError(f"a geometric step mean needs scores in [0, 1], got [{scores.min():g}, {scores.max():g}]")
+        out = per_step_from_windows(starts, np.log(np.maximum(scores, GEOMETRIC_FLOOR)), T, window, np.nan)
+        return np.where(np.isnan(out), fill, np.exp(out))
     total = np.cumsum(np.bincount(starts, scores, T + 1) - np.bincount(starts + window, scores, T + 1))[:T]
     count = np.cumsum(np.bincount(starts, minlength=T + 1) - np.bincount(starts + window, minlength=T + 1))[:T]
     out = np.full(T, fill, dtype=np.float64)

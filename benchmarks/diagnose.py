@@ -60,7 +60,9 @@ def diagnose_series(model_dir: Path, prepared_dir: Path, stride: int, k: int = 5
     scores = {"C": c_scores,
               "kNN(F)": NearestNeighbors(n_neighbors=k).fit(f_train).kneighbors(f_test)[0].mean(1),
               "kNN(raw)": NearestNeighbors(n_neighbors=k).fit(raw_train).kneighbors(raw_test)[0].mean(1)}
-    per_step = {name: per_step_from_windows(starts, s, len(test), window, fill=np.nan) for name, s in scores.items()}
+    per_step = {name: per_step_from_windows(starts, s, len(test), window, fill=np.nan,
+                                            mean=model.config.step_mean if name == "C" else "arithmetic")
+                for name, s in scores.items()}
     return {name: _metrics(labels, s) for name, s in per_step.items()}, per_step["C"], labels
 
 

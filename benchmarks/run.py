@@ -179,12 +179,49 @@ def _series_info(models_dir: Path) -> dict:
     return out
 
 
-def train_and_evaluate(name: str, tag: str, p: dict, prepared: Paths, out_root: Path, fresh: bool) -> tuple:
-    """pipeline.train.run + pipeline.evaluate.run into <out_root>/<tag>; returns (result, seconds, series info)."""
+def _flat(d: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}"""
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def training_params(p: dict) -> dict:
+    """What trained weights depend on: p without the evaluate block, the threshold and the model's inference-only
+    settings (AsterConfig.inference_only, e.g. step_mean)."""
+    from aster.model import AsterConfig
+
+    out = {k: deepcopy(v) for k, v in p.items() if k != "evaluate"}
+    out["train"].pop("threshold", None)
+    for k in AsterConfig.inference_only:
+        out["model"].pop(k, None)
+    return out
+
+
+def reused_weights(name: str, p: dict, source: Path) -> Path:
+    """The models directory of run <source> for dataset `name`, refused unless it was trained with these params."""
+    stamp_file = source / "checkpoints" / f".{name}.params.json"
+    if not stamp_file.exists() or not (source / "models" / name).is_dir():
+        raise FileNotFoundError(f"--weights-from: no trained {name} models under {source}")
+    theirs, ours = _flat(training_params(json.loads(stamp_file.read_text()))), _flat(training_params(p))
+    diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if diff:
+        raise ValueError(f"--weights-from {source.name}: trained with other params (differ: {', '.join(diff)})")
+    return source / "models" / name
+
+
+def train_and_evaluate(name: str, tag: str, p: dict, prepared: Paths, out_root: Path, fresh: bool,
+                       weights_from: str | None = None) -> tuple:
+    """pipeline.train.run + pipeline.evaluate.run into <out_root>/<tag>; returns (result, seconds, series info).
+
+    weights_from: the tag of a finished ASTER run to take the trained weights from instead of training (only the
+    threshold and evaluation are redone, e.g. for another step mean); its params must match but for inference."""
     from pipeline import evaluate, train
 
     paths = Paths(name, root=out_root / tag)
     paths.prepared = prepared.prepared
+    source = None if weights_from is None else reused_weights(name, p, out_root / weights_from)
     # Checkpoints only resume a run with the same params; anything else (or --force) starts afresh.
     stamp_file = paths.checkpoints.parent / f".{name}.params.json"
     if fresh or not stamp_file.exists() or json.loads(stamp_file.read_text()) != p:
@@ -192,7 +229,7 @@ def train_and_evaluate(name: str, tag: str, p: dict, prepared: Paths, out_root: 
         stamp_file.parent.mkdir(parents=True, exist_ok=True)
         stamp_file.write_text(json.dumps(p, indent=1))
     t0 = time.perf_counter()
-    train.run(p, paths)
+    train.run(p, paths, weights_from=source)
     t1 = time.perf_counter()
     result = evaluate.run(p, paths)
     t2 = time.perf_counter()
@@ -212,13 +249,15 @@ def run_one(name: str, entry: dict, model: str, tag: str, args, base: dict, mach
     t0 = time.perf_counter()
     ingested, t_ingest = ensure_ingested(name, entry, args.out_root)
     prepared, t_prep = ensure_prepared(name, p, ingested, args.out_root)
-    result, t_model, info = train_and_evaluate(name, tag, p, prepared, args.out_root, args.force)
+    source = None if args.weights_from is None else args.weights_from + (f"-s{seed}" if seed is not None else "")
+    result, t_model, info = train_and_evaluate(name, tag, p, prepared, args.out_root, args.force, source)
     seconds = {"ingest": t_ingest, **t_prep, **t_model, "total": time.perf_counter() - t0}
     out = {**result, "dataset": name, "model": model, "tag": tag,
            "run": {"params": {k: p[k] for k in ("window", "prepare", "model", "train", "evaluate")},
                    "dataset_spec": dataset_spec(entry) | {"path": entry.get("path")}, "note": entry.get("note"),
                    "seconds": seconds, "series_info": info, "machine": machine,
-                   "overrides": list(args.set), "variant": args.variant, "params_digest": _digest(p)}}
+                   "overrides": list(args.set), "variant": args.variant, "params_digest": _digest(p),
+                   "weights_from": source}}
     write_json(result_path(args.results, name, tag), out)
     failed = args.results / name / f"{tag}.failed.json"
     failed.unlink(missing_ok=True)
@@ -238,7 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--catalog", type=Path, default=CATALOG)
     parser.add_argument("--force", action="store_true", help="re-run even where a result exists")
+    parser.add_argument("--weights-from", metavar="TAG",
+                        help="ASTER: evaluate the trained weights of run TAG (-s<seed> added) instead of training; "
+                             "refused unless TAG was trained with the same params but for inference-only settings")
     args = parser.parse_args(argv)
+    if args.weights_from and args.models != ["aster"]:
+        parser.error("--weights-from reuses ASTER weights; pass --models aster")
     if args.tag and len(args.models) != 1:
         parser.error("--tag names one model's runs; pass exactly one --models")
     if args.tag and (args.tag.startswith(("_", ".")) or "/" in args.tag):

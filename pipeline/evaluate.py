@@ -28,7 +28,8 @@ def series_scores(model_dir, prepared, p: dict) -> tuple[np.ndarray, np.ndarray,
 
     model = load_model(model_dir)
     e = p["evaluate"]
-    score = lambda x: step_scores(model, x, p["window"], e["score_stride"], e["batch_size"], progress=True)  # noqa: E731
+    score = lambda x: step_scores(model, x, p["window"], e["score_stride"], e["batch_size"], progress=True,  # noqa: E731
+                                  mean=model.config.step_mean)
     return score(prepared.train), score(prepared.test), model
 
 

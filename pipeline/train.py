@@ -8,7 +8,9 @@ Both save the label-free production threshold computed on validation scores only
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -34,7 +36,9 @@ def aster_config(model_params: dict, n_channels: int, window: int):
     return AsterConfig(n_channels=n_channels, window=window, **kwargs)
 
 
-def train_aster(prepared, sid: str, p: dict, paths: Paths, out) -> dict:
+def train_aster(prepared, sid: str, p: dict, paths: Paths, out, weights_from: Path | None = None) -> dict:
+    """Train (or, with `weights_from`, take the trained weights and history of <weights_from>/<sid>: the caller
+    vouches that they were trained with these params) and derive the label-free threshold."""
     import torch
     from dvclive import Live
 
@@ -50,10 +54,17 @@ def train_aster(prepared, sid: str, p: dict, paths: Paths, out) -> dict:
     idle = "" if model.runs_perturbator else f" (P's {sum(q.numel() for q in model.perturbator.parameters())} not run)"
     log.info("%s: ASTER %s/%s, %d trainable of %d parameters%s", sid, model.config.backbone, model.config.finetune,
              model.num_parameters(True), model.num_parameters(), idle)
-    with Live(str(paths.live_train / sid), dvcyaml=None, save_dvc_exp=False) as live:
-        history = train(model, prepared.train, cfg, paths.checkpoints / sid, resume=True, live=live)
+    if weights_from is not None:
+        from safetensors.torch import load_model as load_tensors
+
+        load_tensors(model, str(weights_from / sid / "model.safetensors"), device="cpu")
+        history = json.loads((weights_from / sid / "meta.json").read_text())["history"]
+    else:
+        with Live(str(paths.live_train / sid), dvcyaml=None, save_dvc_exp=False) as live:
+            history = train(model, prepared.train, cfg, paths.checkpoints / sid, resume=True, live=live)
     save_model(model, out)
-    val = step_scores(model, prepared.val, p["window"], tp["threshold"]["score_stride"], device=cfg.device)
+    val = step_scores(model, prepared.val, p["window"], tp["threshold"]["score_stride"], device=cfg.device,
+                      mean=model.config.step_mean)
     return {"history": history, "threshold": label_free_threshold(val, tp["threshold"]["contamination"])}
 
 
@@ -73,7 +84,7 @@ def train_baseline(prepared, sid: str, p: dict, out) -> dict:
     return {"info": info, "threshold": label_free_threshold(val_scores, p["train"]["threshold"]["contamination"])}
 
 
-def run(p: dict, paths: Paths) -> None:
+def run(p: dict, paths: Paths, weights_from: Path | None = None) -> None:
     from aster.artifacts import save_threshold
     from aster.data.prepare import load_prepared, prepared_series
     from aster.io import atomic_dir, write_json
@@ -83,7 +94,7 @@ def run(p: dict, paths: Paths) -> None:
             prepared, meta = load_prepared(series_dir)
             sid, out = series_dir.name, models_dir / series_dir.name
             if p["model"]["name"] == "aster":
-                result = train_aster(prepared, sid, p, paths, out)
+                result = train_aster(prepared, sid, p, paths, out, weights_from)
             else:
                 result = train_baseline(prepared, sid, p, out)
             save_threshold(out, result["threshold"])

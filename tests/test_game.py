@@ -82,7 +82,8 @@ def test_game_stats_show_a_collapse():
                                      (dict(pseudo_random=1.5), "pseudo_random"),
                                      (dict(pseudo="anchored", rank_weight=-1.0), "rank_weight must be >= 0"),
                                      (dict(rank_weight=1.0), "rank_weight > 0 needs pseudo 'anchored'"),
-                                     (dict(classifier="mlp", score_level="token"), "need classifier 'transformer'")])
+                                     (dict(classifier="mlp", score_level="token"), "need classifier 'transformer'"),
+                                     (dict(step_mean="median"), "step_mean must be one of")])
 def test_config_rejects_bad_game_values(kw, msg):
     with pytest.raises(ValueError, match=msg):
         AsterConfig(**{**BASE, **kw})

@@ -19,10 +19,10 @@ CHANNELS = ["a", "b", "c"]
 MEAN, SCALE = np.array([10.0, 0.0, -1.0]), np.array([2.0, 0.5, 4.0])
 
 
-def export(directory: Path, seed: int, score_level: str = "window") -> Aster:
+def export(directory: Path, seed: int, score_level: str = "window", step_mean: str = "arithmetic") -> Aster:
     torch.manual_seed(seed)
     model = Aster(AsterConfig(n_channels=C, window=W, backbone="none", dropout=0.0, patch=4,
-                              score_level=score_level)).eval()
+                              score_level=score_level, step_mean=step_mean)).eval()
     export_model(model, directory, dataset="toy", series=directory.name, channels=CHANNELS,
                  scaler={"mean": MEAN.tolist(), "scale": SCALE.tolist(), "channels": CHANNELS},
                  threshold={"threshold": 0.5, "contamination": 0.01}, params={}, metrics=None)
@@ -32,7 +32,7 @@ def export(directory: Path, seed: int, score_level: str = "window") -> Aster:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("export") / "toy"
-    models = {"s1": export(root / "s1", 0), "s2": export(root / "s2", 1, score_level="token")}
+    models = {"s1": export(root / "s1", 0), "s2": export(root / "s2", 1, score_level="token", step_mean="geometric")}
     (root / "s3").mkdir()  # a series that was not exported (a baseline): its card says so
     (root / "s3" / CARD_FILE).write_text(json.dumps({"format": CARD_FORMAT, "exportable": False, "series": "s3",
                                                    "skipped": "baseline model"}))
@@ -48,9 +48,11 @@ def test_series_scores_equal_the_evaluation_path(dataset):
     loaded = load_exports(root, "cpu")
     assert sorted(loaded) == ["s1", "s2"]  # s3 was not exported
     series = raw()
-    for sid, model in models.items():  # window scores (s1) and token scores (s2) mapped to steps
+    for sid, model in models.items():  # window scores, arithmetic (s1); token scores, geometric (s2)
         got = loaded[sid].score_series(series, stride=3)
-        ref = step_scores(model, ((series - MEAN) / SCALE).astype(np.float32), W, 3, device="cpu")
+        assert loaded[sid].step_mean == model.config.step_mean
+        ref = step_scores(model, ((series - MEAN) / SCALE).astype(np.float32), W, 3, device="cpu",
+                          mean=model.config.step_mean)
         assert got.shape == (len(series),)
         np.testing.assert_allclose(got, ref, atol=ONNX_PARITY_ATOL, rtol=0)
         assert (loaded[sid].flags(got) == (got > 0.5)).all()

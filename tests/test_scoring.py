@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from aster.scoring import per_step_from_windows, step_scores, torch_scorer, window_scores, window_starts
+from aster.windows import GEOMETRIC_FLOOR
 
 
 def naive_per_step(starts, scores, T, W, fill=np.nan):
@@ -58,6 +59,29 @@ def test_per_step_matches_naive_loop(seed):
     scores = rng.normal(size=5)
     np.testing.assert_allclose(per_step_from_windows(starts, scores, T, W, fill=-1.0),
                                naive_per_step(starts, scores, T, W, fill=-1.0), rtol=1e-10, atol=1e-12)
+
+
+def test_geometric_step_mean():
+    """exp(mean log score) over the covering windows; a score of exactly 0 is floored, so the step stays finite."""
+    rng = np.random.default_rng(3)
+    T, W = 57, 9
+    starts = np.sort(rng.integers(0, T - W + 1, size=30))
+    scores = rng.random(30)
+    scores[4] = 0.0
+    got = per_step_from_windows(starts, scores, T, W, fill=-1.0, mean="geometric")
+    logs = naive_per_step(starts, np.log(np.maximum(scores, GEOMETRIC_FLOOR)), T, W, fill=np.nan)
+    np.testing.assert_allclose(got, np.where(np.isnan(logs), -1.0, np.exp(logs)), rtol=1e-10, atol=0)
+    assert (got[(got != -1.0)] > 0).all()
+    # one high window next to low ones raises its steps less than the arithmetic mean does
+    one = per_step_from_windows(np.array([0, 2]), np.array([0.9, 0.01]), 6, 4, mean="geometric")
+    assert one[3] < per_step_from_windows(np.array([0, 2]), np.array([0.9, 0.01]), 6, 4)[3]
+
+
+@pytest.mark.parametrize("scores, kw, msg", [([0.5, 1.5], dict(mean="geometric"), r"needs scores in \[0, 1\]"),
+                                             ([0.5, 0.5], dict(mean="median"), "mean must be one of")])
+def test_per_step_mean_errors(scores, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        per_step_from_windows(np.array([0, 2]), np.array(scores), T=8, window=4, **kw)
 
 
 def test_per_step_rejects_bad_starts():

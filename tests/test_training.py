@@ -198,7 +198,7 @@ def test_step_budget_resume_with_sparse_checkpoints_is_bit_identical(tmp_path):
 
 
 def test_inference_only_settings_do_not_retrain(tmp_path):
-    """score_level changes only how scores map to steps: a finished run resumes as it is, no step is taken."""
+    """score_level and step_mean change only how scores map to steps: a finished run resumes as it is, no step is taken."""
     from aster.model import Aster, AsterConfig
 
     x = toy_series(T=120)
@@ -209,7 +209,7 @@ def test_inference_only_settings_do_not_retrain(tmp_path):
     first = Aster(AsterConfig(**kw, score_level="window"))
     train(first, x, cfg, tmp_path / "run", progress=False)
     torch.manual_seed(1)
-    again = Aster(AsterConfig(**kw, score_level="token"))
+    again = Aster(AsterConfig(**kw, score_level="token", step_mean="geometric"))
     again.training_losses = lambda _: pytest.fail("a finished run was trained again")
     train(again, x, cfg, tmp_path / "run", progress=False)
     assert_same_weights(first, again)

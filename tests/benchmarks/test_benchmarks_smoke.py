@@ -89,6 +89,20 @@ def test_run_then_report(tmp_path):
     assert c_scores.shape == labels.shape and labels.any()  # one C score per test step: what the seed ensemble averages
     assert diag["C"]["auroc"] == pytest.approx(results["aster-tiny"]["mean"]["auroc"], abs=1e-6)  # = evaluate
 
+    # --weights-from: aster-tiny's weights under another step mean, not retrained; a training change is refused
+    tiny_models = tmp_path / "runs" / "{}" / "models" / "tiny" / "synthetic" / "model.safetensors"
+    assert run.main([*common, "--models", "aster", "--tag", "aster-tiny-arith", "--weights-from", "aster-tiny",
+                     "--set", *FAST_ASTER, "model.step_mean=arithmetic"]) == 0
+    arith = json.loads((tmp_path / "results" / "tiny" / "aster-tiny-arith.json").read_text())
+    assert arith["run"]["weights_from"] == "aster-tiny" and arith["run"]["params"]["model"]["step_mean"] == "arithmetic"
+    assert Path(str(tiny_models).format("aster-tiny-arith")).read_bytes() == Path(
+        str(tiny_models).format("aster-tiny")).read_bytes()
+    assert not (tmp_path / "runs" / "aster-tiny-arith" / "checkpoints" / "tiny" / "synthetic").exists()  # no training
+    assert run.main([*common, "--models", "aster", "--tag", "aster-tiny-span", "--weights-from", "aster-tiny",
+                     "--set", *FAST_ASTER, "model.pseudo_span=0.5"]) == 1
+    assert "differ: model.pseudo_span" in json.loads(
+        (tmp_path / "results" / "tiny" / "aster-tiny-span.failed.json").read_text())["error"]
+
     before = (tmp_path / "results" / "tiny" / "pca.json").stat().st_mtime_ns  # resumable: existing result skipped
     assert run.main([*common, "--models", "pca", "--set", "window=16"]) == 0
     assert (tmp_path / "results" / "tiny" / "pca.json").stat().st_mtime_ns == before
