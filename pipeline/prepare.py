@@ -17,7 +17,8 @@ def run(p: dict, paths: Paths) -> None:
     with atomic_dir(paths.prepared) as out:
         for ds in load_series(paths.ingested):
             prepared = prepare(ds, p["prepare"]["train_fraction"], p["window"],
-                               p["prepare"].get("constant_channels", "keep"))
+                               p["prepare"].get("constant_channels", "keep"),
+                               p["prepare"].get("few_valued_scale", "zscore"))
             save_prepared(prepared, ds, out / series_id(ds.name))
             log.info("%s: fit %s, validation %s, test %s", ds.name, prepared.train.shape, prepared.val.shape,
                      prepared.test.shape)

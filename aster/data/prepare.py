@@ -5,6 +5,11 @@ The scaler is fit on the first `train_fraction` of the training series only and 
 protocol's threshold pool. A channel that is constant on the fit part has no spread to scale by: the policy
 `constant_channels` (params.yaml `prepare`) either refuses it ("error") or keeps it with the scale max(|mean|, 1)
 and a logged warning ("keep"), so a later deviation is measured relative to the channel's level, never amplified.
+A channel with only a few distinct values on the fit part (a command or a flag, mostly in one state) has a tiny
+standard deviation, so z-scoring turns each rare switch into tens or hundreds of sd, which then dominates every
+distance. The policy `few_valued_scale` keeps z-scoring ("zscore") or scales such a channel by at least half its
+range ("half_range": a switch between its two extreme values then counts about 2 sd, as for a balanced flag),
+with one logged line per series listing the channels it changed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from aster.io import write_json
 
 log = logging.getLogger(__name__)
 CONSTANT_POLICIES = ("keep", "error")
+FEW_VALUED_POLICIES = ("zscore", "half_range")
+FEW_VALUES = 5  # at most this many distinct values on the fit part (and at least 2) make a channel few-valued
 
 
 def constant_channels(fit: np.ndarray, channels: list[str]) -> dict[str, float]:
@@ -31,18 +38,28 @@ def constant_channels(fit: np.ndarray, channels: list[str]) -> dict[str, float]:
     return {channels[i]: float(fit[0, i]) for i in np.flatnonzero(flat)}
 
 
+def few_valued_channels(fit: np.ndarray) -> list[int]:
+    """Indices of the channels with 2 to FEW_VALUES distinct values on the fit part."""
+    fit = np.asarray(fit, dtype=np.float64)
+    return [i for i in range(fit.shape[1]) if 2 <= len(np.unique(fit[:, i])) <= FEW_VALUES]
+
+
 @dataclass
 class Scaler:
-    """z-score statistics per channel; a constant channel gets the scale max(|mean|, 1) (see the module doc)."""
+    """z-score statistics per channel; a constant channel gets the scale max(|mean|, 1), a few-valued one at least
+    half its range under `few_valued="half_range"` (see the module doc)."""
 
     mean: list[float]
     scale: list[float]
     channels: list[str]
 
     @classmethod
-    def fit(cls, data: np.ndarray, channels: list[str], constant: str = "keep", name: str = "series") -> "Scaler":
+    def fit(cls, data: np.ndarray, channels: list[str], constant: str = "keep", name: str = "series",
+            few_valued: str = "zscore") -> "Scaler":
         if constant not in CONSTANT_POLICIES:
             raise ValueError(f"prepare.constant_channels must be one of {CONSTANT_POLICIES}, got {constant!r}")
+        if few_valued not in FEW_VALUED_POLICIES:
+            raise ValueError(f"prepare.few_valued_scale must be one of {FEW_VALUED_POLICIES}, got {few_valued!r}")
         sk = StandardScaler().fit(data.astype(np.float64))
         scale = sk.scale_.copy()
         flat = constant_channels(data, list(channels))
@@ -54,6 +71,16 @@ class Scaler:
             scale[i] = max(abs(float(sk.mean_[i])), 1.0)
             log.warning("%s: channel %r is constant (%g) on the fit part: kept with scale %g "
                         "(prepare.constant_channels: keep)", name, ch, flat[ch], scale[i])
+        if few_valued == "half_range":
+            changed = []
+            for i in few_valued_channels(data):
+                half = float(np.ptp(data[:, i])) / 2
+                if half > scale[i]:
+                    changed.append(f"{channels[i]} {scale[i]:.3g} -> {half:.3g}")
+                    scale[i] = half
+            if changed:
+                log.info("%s: %d few-valued channel(s) scaled by half their range (prepare.few_valued_scale: "
+                         "half_range): %s", name, len(changed), ", ".join(changed))
         return cls(mean=sk.mean_.tolist(), scale=scale.tolist(), channels=list(channels))
 
     def transform(self, data: np.ndarray) -> np.ndarray:
@@ -87,12 +114,13 @@ def split_point(n_train: int, train_fraction: float) -> int:
     return int(np.floor(train_fraction * n_train))
 
 
-def prepare(ds: Dataset, train_fraction: float = 0.8, window: int = 100, constant: str = "keep") -> Prepared:
+def prepare(ds: Dataset, train_fraction: float = 0.8, window: int = 100, constant: str = "keep",
+            few_valued: str = "zscore") -> Prepared:
     cut = split_point(len(ds.train), train_fraction)
     for part, rows in (("train (fit part)", cut), ("validation", len(ds.train) - cut), ("test", len(ds.test))):
         if rows < window:
             raise DataError(f"{ds.name}: {part} has {rows} rows, fewer than one window of {window}")
-    scaler = Scaler.fit(ds.train[:cut], ds.channels, constant, ds.name)
+    scaler = Scaler.fit(ds.train[:cut], ds.channels, constant, ds.name, few_valued)
     return Prepared(name=ds.name, train=scaler.transform(ds.train[:cut]), val=scaler.transform(ds.train[cut:]),
                     test=scaler.transform(ds.test), test_labels=ds.test_labels, scaler=scaler)
 

@@ -59,6 +59,26 @@ def test_constant_channel_policy(caplog):
         prepare(ds, 0.8, 50, constant="drop")
 
 
+def test_few_valued_scale_policy(caplog):
+    rng = np.random.default_rng(0)
+    fit = np.zeros((1000, 4))
+    fit[::200, 0] = 1.0  # a command channel, mostly 0: std 0.07, so z-scoring makes a 1 into 14 sd
+    fit[:, 1] = rng.normal(size=1000)  # continuous: untouched by either policy
+    fit[::2, 2] = 4.0  # a balanced flag: its std (2) is already half its range
+    fit[:, 3] = rng.integers(0, 6, size=1000)  # six values: not few-valued
+    names = ["cmd", "cont", "flag", "six"]
+    plain = Scaler.fit(fit, names)
+    assert plain.scale[0] == pytest.approx(np.std(fit[:, 0]))
+    with caplog.at_level("INFO"):
+        floored = Scaler.fit(fit, names, few_valued="half_range", name="toy")
+    assert floored.scale[0] == 0.5 and floored.scale[1:] == plain.scale[1:]
+    assert "toy: 1 few-valued channel(s) scaled by half their range" in caplog.text
+    assert "cmd 0.0705 -> 0.5" in caplog.text
+    assert abs(floored.transform(fit)[:, 0]).max() == pytest.approx(2.0, abs=0.05)  # a switch counts ~2 sd
+    with pytest.raises(ValueError, match="few_valued_scale must be one of"):
+        Scaler.fit(fit, names, few_valued="floor")
+
+
 def test_scaler_rejects_wrong_channel_count():
     scaler = Scaler.fit(np.ones((10, 3)), ["a", "b", "c"])
     with pytest.raises(DataError, match=r"expects \(T, 3\)"):
