@@ -84,7 +84,8 @@ def test_run_then_report(tmp_path):
     assert (tmp_path / "runs" / "aster-tiny" / "models" / "tiny" / "synthetic" / "model.safetensors").exists()
     diag, c_scores, labels = script("diagnose").diagnose_series(
         tmp_path / "runs" / "aster-tiny" / "models" / "tiny" / "synthetic",
-        tmp_path / "runs" / "_shared" / "w16-tf0.8" / "data" / "prepared" / "tiny" / "synthetic", stride=10)
+        tmp_path / "runs" / "_shared" / "w16-tf0.8" / "data" / "prepared" / "tiny" / "synthetic",
+        stride=results["aster-tiny"]["run"]["params"]["evaluate"]["score_stride"])  # as evaluate scored
     assert set(diag) == {"C", "kNN(F)", "kNN(raw)"} and all(0 <= v["auroc"] <= 1 for v in diag.values())
     assert c_scores.shape == labels.shape and labels.any()  # one C score per test step: what the seed ensemble averages
     assert diag["C"]["auroc"] == pytest.approx(results["aster-tiny"]["mean"]["auroc"], abs=1e-6)  # = evaluate
