@@ -45,7 +45,8 @@ RANK_FACTOR = 2.0  # the size-ranking term compares each pseudo-anomaly with its
 
 @dataclass
 class AsterConfig:
-    inference_only: ClassVar[tuple[str, ...]] = ("score_level", "step_mean")  # a finished training run resumes across these
+    # settings that change only how scores map to steps: a finished training run resumes across them
+    inference_only: ClassVar[tuple[str, ...]] = ("score_level", "step_mean")
     n_channels: int
     window: int = 100
     patch: int = 1  # (ours) time steps per token; 1 = the paper's one token per step. window % patch == 0

@@ -28,9 +28,9 @@ def series_scores(model_dir, prepared, p: dict) -> tuple[np.ndarray, np.ndarray,
 
     model = load_model(model_dir)
     e = p["evaluate"]
-    score = lambda x: step_scores(model, x, p["window"], e["score_stride"], e["batch_size"], progress=True,  # noqa: E731
-                                  mean=model.config.step_mean)
-    return score(prepared.train), score(prepared.test), model
+    scores = [step_scores(model, x, p["window"], e["score_stride"], e["batch_size"], progress=True,
+                          mean=model.config.step_mean) for x in (prepared.train, prepared.test)]
+    return scores[0], scores[1], model
 
 
 def pca_features(model, test: np.ndarray, labels: np.ndarray, window: int, n: int = 600, seed: int = 2021):

@@ -198,7 +198,7 @@ def test_step_budget_resume_with_sparse_checkpoints_is_bit_identical(tmp_path):
 
 
 def test_inference_only_settings_do_not_retrain(tmp_path):
-    """score_level and step_mean change only how scores map to steps: a finished run resumes as it is, no step is taken."""
+    """score_level and step_mean only change how scores map to steps: a finished run resumes, no step is taken."""
     from aster.model import Aster, AsterConfig
 
     x = toy_series(T=120)
