@@ -26,10 +26,11 @@ def load_model(directory: str | Path):
     """Rebuild the model from its config (backbone structure included) and load the trained weights."""
     from safetensors.torch import load_model as load_tensors
 
-    from aster.model import Aster, AsterConfig
+    from aster.ensemble import build_model
+    from aster.model import AsterConfig
 
     directory = Path(directory)
-    model = Aster(AsterConfig(**json.loads((directory / "config.json").read_text())))
+    model = build_model(AsterConfig(**json.loads((directory / "config.json").read_text())))
     load_tensors(model, str(directory / "model.safetensors"), device="cpu")
     return model.eval()
 

@@ -80,6 +80,7 @@ class AsterConfig:
     kl_weight: float = 1.0  # the paper calls ELBO vs classification losses imbalanced: weights are parameters
     recon_weight: float = 1.0
     elbo_weight: float = 1.0
+    members: int = 1  # (ours) independently trained copies scored as their mean (aster/ensemble.py); 1 = one model
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -112,6 +113,7 @@ class AsterConfig:
         need(self.depth >= 1 and self.ff_mult >= 1, "depth and ff_mult must be >= 1")
         need(self.backbone_layers is None or self.backbone_layers >= 1, "backbone_layers must be None or >= 1")
         need(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
+        need(self.members >= 1, f"members must be >= 1, got {self.members}")
 
     @property
     def tokens(self) -> int:

@@ -35,9 +35,9 @@ def window_features(model, series: np.ndarray, window: int, stride: int) -> tupl
     scores, feats = [], []
     with torch.inference_mode():
         for i in range(0, len(starts), 512):
-            h = model.extractor(torch.from_numpy(windows_batch(series, starts[i:i + 512], window)))
-            scores.append(torch.sigmoid(model.classifier(h)[0]).numpy())
-            feats.append(h.mean(1).numpy())
+            x = torch.from_numpy(windows_batch(series, starts[i:i + 512], window))
+            scores.append(torch.sigmoid(model(x)).numpy())  # an ensemble's window scores; F: its first member's
+            feats.append(model.extractor(x).mean(1).numpy())
     return starts, np.concatenate(scores), np.concatenate(feats)
 
 

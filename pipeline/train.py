@@ -43,25 +43,32 @@ def train_aster(prepared, sid: str, p: dict, paths: Paths, out, weights_from: Pa
     from dvclive import Live
 
     from aster.artifacts import label_free_threshold, save_model
-    from aster.model import Aster
+    from aster.ensemble import build_model, members_of
     from aster.scoring import step_scores
     from aster.training import TrainConfig, train
 
     tp = p["train"]
     cfg = TrainConfig(**config_kwargs(TrainConfig, tp, "train", {"threshold"}))
     torch.manual_seed(cfg.seed)
-    model = Aster(aster_config(p["model"], prepared.train.shape[1], p["window"]))
-    idle = "" if model.runs_perturbator else f" (P's {sum(q.numel() for q in model.perturbator.parameters())} not run)"
-    log.info("%s: ASTER %s/%s, %d trainable of %d parameters%s", sid, model.config.backbone, model.config.finetune,
-             model.num_parameters(True), model.num_parameters(), idle)
+    model = build_model(aster_config(p["model"], prepared.train.shape[1], p["window"]))
+    members = members_of(model)
+    first = members[0]
+    idle = "" if first.runs_perturbator else f" (P's {sum(q.numel() for q in first.perturbator.parameters())} not run)"
+    log.info("%s: ASTER %s/%s, %d member(s), %d trainable of %d parameters%s", sid, model.config.backbone,
+             model.config.finetune, len(members), model.num_parameters(True), model.num_parameters(), idle)
     if weights_from is not None:
         from safetensors.torch import load_model as load_tensors
 
         load_tensors(model, str(weights_from / sid / "model.safetensors"), device="cpu")
         history = json.loads((weights_from / sid / "meta.json").read_text())["history"]
-    else:
-        with Live(str(paths.live_train / sid), dvcyaml=None, save_dvc_exp=False) as live:
-            history = train(model, prepared.train, cfg, paths.checkpoints / sid, resume=True, live=live)
+    else:  # member k: seed + k, its own checkpoint and curves; one member keeps the single model's layout
+        history = []
+        for k, member in enumerate(members):
+            run = sid if len(members) == 1 else f"{sid}/member-{k}"
+            with Live(str(paths.live_train / run), dvcyaml=None, save_dvc_exp=False) as live:
+                member_history = train(member, prepared.train, dataclasses.replace(cfg, seed=cfg.seed + k),
+                                       paths.checkpoints / run, resume=True, live=live)
+            history += [dict(h, member=k) for h in member_history] if len(members) > 1 else member_history
     save_model(model, out)
     val = step_scores(model, prepared.val, p["window"], tp["threshold"]["score_stride"], device=cfg.device,
                       mean=model.config.step_mean)

@@ -128,6 +128,21 @@ def test_run_then_report(tmp_path):
     assert "## Failed runs" in text and "tiny / kmeans" in text
 
 
+def test_run_trains_every_member_of_an_ensemble(tmp_path):
+    run = script("run")
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({"tiny": TINY}))
+    assert run.main(["--catalog", str(catalog), "--datasets", "tiny", "--out-root", str(tmp_path / "runs"),
+                     "--results", str(tmp_path / "results"), "--models", "aster", "--tag", "aster-two",
+                     "--set", *FAST_ASTER, "model.members=2"]) == 0
+    result = json.loads((tmp_path / "results" / "tiny" / "aster-two.json").read_text())
+    assert 0.0 <= result["mean"]["auroc"] <= 1.0 and result["run"]["params"]["model"]["members"] == 2
+    checkpoints = tmp_path / "runs" / "aster-two" / "checkpoints" / "tiny" / "synthetic"
+    assert sorted(d.name for d in checkpoints.iterdir()) == ["member-0", "member-1"]  # seeds 2021 and 2022
+    meta = json.loads((tmp_path / "runs" / "aster-two" / "models" / "tiny" / "synthetic" / "meta.json").read_text())
+    assert sorted({h["member"] for h in meta["history"]}) == [0, 1]
+
+
 def test_report_lists_published_rows(tmp_path):
     report, published = script("report"), script("published")
     r = {"tag": "hbos", "n_series": 1, "mean": {"f1": 0.3, "f1_label_free": 0.1, "auroc": 0.99, "aupr": 0.5,
