@@ -265,11 +265,12 @@ DAPHNET, ASD. MSL, SKAB and SMD are run with the chosen defaults as sets they we
   0.869, SYNTHETIC 0.988 against 0.987: the short training part is where seeds disagree and an ensemble pays. Five
   members (2021-2025): SYNTHETIC-SHORT 0.886 against 0.808, DAPHNET 0.882 against 0.882, SYNTHETIC 0.987 against
   0.985. Then as the option `model.members: 3` (aster/ensemble.py: members trained with seeds seed, seed + 1,
-  seed + 2 from one seeded initialisation, so not the same models as the probe's), seeds 2021-2023 against the
-  default on the same seeds: SYNTHETIC-SHORT 0.791 (0.792 / 0.703 / 0.879) against 0.798, DAPHNET 0.890 / 0.388
-  against 0.869 / 0.354, SYNTHETIC (seed 2021) 0.990 / 0.969 against 0.990 / 0.968. On SYNTHETIC-SHORT seed 2021 the
+  seed + 2 from one seeded initialisation, so not the same models as the probe's), 5 seeds against the default's 5:
+  SYNTHETIC-SHORT 0.789 ± 0.060 / 0.419 against 0.796 ± 0.075 / 0.401, DAPHNET 0.893 ± 0.015 / 0.401 against 0.881 ±
+  0.029 / 0.385 (half the seed spread), SYNTHETIC (seed 2021) 0.990 / 0.969 against 0.990 / 0.968. On SYNTHETIC-SHORT seed 2021 the
   three members scored 0.867 / 0.599 / 0.733 alone (stride 10) and 0.815 together: the ensemble beats its average
-  member, but members vary so much there that three seeds of ensembles do not show a gain. Not adopted.
+  member, but members vary so much there that five seeds of ensembles do not show a gain. Not adopted: three
+  times the training for +0.012 on DAPHNET and nothing on SYNTHETIC-SHORT, and not run on ASD.
 - *Where the pseudo-anomalies point.* With G's directions only, on DAPHNET a plain kNN on F's own features reached
   AUROC 0.895 / 0.906 / 0.911 for the three seeds while C scored 0.818 / 0.590 / 0.561 (`diagnose.py`): the
   signal was in F and lost in C's boundary, which enclosed the normal features only where G had pushed. At 600
