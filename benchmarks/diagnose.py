@@ -29,6 +29,7 @@ def window_features(model, series: np.ndarray, window: int, stride: int) -> tupl
     """(starts, C's window scores, mean F features) of the stride windows of a series."""
     import torch
 
+    from aster.ensemble import AsterEnsemble
     from aster.windows import window_starts, windows_batch
 
     starts = window_starts(len(series), window, stride)
@@ -36,8 +37,10 @@ def window_features(model, series: np.ndarray, window: int, stride: int) -> tupl
     with torch.inference_mode():
         for i in range(0, len(starts), 512):
             x = torch.from_numpy(windows_batch(series, starts[i:i + 512], window))
-            scores.append(torch.sigmoid(model(x)).numpy())  # an ensemble's window scores; F: its first member's
-            feats.append(model.extractor(x).mean(1).numpy())
+            h = model.extractor(x)  # an ensemble's: its first member's F
+            logits = model(x) if isinstance(model, AsterEnsemble) else model.classifier(h)[0]  # one F pass
+            scores.append(torch.sigmoid(logits).numpy())
+            feats.append(h.mean(1).numpy())
     return starts, np.concatenate(scores), np.concatenate(feats)
 
 

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine_info  # noqa: E402
-from pipeline.common import Paths, params, setup_logging  # noqa: E402
+from pipeline.common import Paths, dotted_keys, params, setup_logging  # noqa: E402
 
 log = logging.getLogger("bench")
 CATALOG = ROOT / "benchmarks" / "datasets.yaml"
@@ -179,14 +179,6 @@ def _series_info(models_dir: Path) -> dict:
     return out
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}"""
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def training_params(p: dict) -> dict:
     """What trained weights depend on: p without the evaluate block, the threshold and the model's inference-only
     settings (AsterConfig.inference_only, e.g. step_mean)."""
@@ -204,7 +196,7 @@ def reused_weights(name: str, p: dict, source: Path) -> Path:
     stamp_file = source / "checkpoints" / f".{name}.params.json"
     if not stamp_file.exists() or not (source / "models" / name).is_dir():
         raise FileNotFoundError(f"--weights-from: no trained {name} models under {source}")
-    theirs, ours = _flat(training_params(json.loads(stamp_file.read_text()))), _flat(training_params(p))
+    theirs, ours = dotted_keys(training_params(json.loads(stamp_file.read_text()))), dotted_keys(training_params(p))
     diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
     if diff:
         raise ValueError(f"--weights-from {source.name}: trained with other params (differ: {', '.join(diff)})")

@@ -23,6 +23,16 @@ def params(*blocks: str, path: Path | None = None) -> dict:
     return {b: all_params[b] for b in blocks}
 
 
+def dotted_keys(value, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}: nested params as one flat dict (an empty dict stays a value)."""
+    if not (isinstance(value, dict) and value):
+        return {prefix: value}
+    out: dict = {}
+    for k, v in value.items():
+        out.update(dotted_keys(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
 def dataset_spec(name: str) -> dict:
     spec = params("datasets")["datasets"].get(name)
     if spec is None:

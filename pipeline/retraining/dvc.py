@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.common import dotted_keys
 from pipeline.retraining.runner import dvc, quick
 
 
@@ -40,18 +41,10 @@ def lock_entries(project: Path, dataset: str) -> dict:
 
 def _flat_params(lock: dict) -> dict:
     out: dict = {}
-
-    def walk(prefix: str, value) -> None:
-        if isinstance(value, dict) and value:
-            for k, v in value.items():
-                walk(f"{prefix}.{k}", v)
-        else:
-            out[prefix] = value
-
     for stage in lock.values():
         for file, keys in stage["params"].items():
             for key, value in keys.items():
-                walk(key if file == "params.yaml" else f"{file}:{key}", value)
+                out.update(dotted_keys(value, key if file == "params.yaml" else f"{file}:{key}"))
     return out
 
 
